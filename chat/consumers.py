@@ -1,0 +1,194 @@
+"""The room socket: decode frames, check the scope, call services, relay room events."""
+
+import logging
+import time
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError
+
+from chat import broadcast, events, frames, selectors, services
+from chat.errors import ChatError
+from chat.presence import get_presence_store
+
+log = logging.getLogger(__name__)
+
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+class RoomConsumer(AsyncWebsocketConsumer):
+    """One client's socket to one room (protocol sections 2 to 7)."""
+
+    room = None
+    user_obj: events.User | None = None
+
+    async def connect(self):
+        self.connection_id = uuid.uuid4().hex
+        self.typing_relayed_at = float("-inf")
+        self.typing_on = False
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        user = self.scope.get("user")
+        # Accept first: close codes 4401/4403/4404 only reach a client after the handshake.
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            log.info("ws close 4401 room=%s", slug)
+            return await self.close(code=CLOSE_NOT_AUTHENTICATED)
+        room, allowed = await database_sync_to_async(self._room_and_access)(slug=slug, user=user)
+        if room is None:
+            log.info("ws close 4404 room=%s user=%s", slug, user.pk)
+            return await self.close(code=CLOSE_NOT_FOUND)
+        if not allowed:
+            log.info("ws close 4403 room=%s user=%s", slug, user.pk)
+            return await self.close(code=CLOSE_FORBIDDEN)
+        self.room = room
+        self.user = user
+        self.user_obj = events.user_obj(user_id=user.pk, username=user.get_username())
+        # Subscribe first, then snapshot: a message committed in between reaches the
+        # client twice at worst, and clients drop duplicates by seq.
+        await self.channel_layer.group_add(broadcast.room_group(room.pk), self.channel_name)
+        change = await get_presence_store().join(room=room.slug, user=self.user_obj, connection=self.connection_id)
+        after_error = None
+        try:
+            after = frames.parse_after(self.scope.get("query_string", b""))
+        except ChatError as exc:
+            after, after_error = None, exc
+        messages, last_seq, truncated = await database_sync_to_async(self._snapshot)(after=after)
+        await self.send_frame(
+            events.hello(
+                user=self.user_obj,
+                room=events.room_obj(slug=room.slug, name=room.name, private=room.private),
+                online=change.online,
+                messages=messages,
+                last_seq=last_seq,
+                truncated=truncated,
+            )
+        )
+        if after_error is not None:
+            await self.send_error(after_error)
+        if change.changed:
+            await self._broadcast_presence(change)
+        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, self.scope.get("auth_method"))
+
+    def _room_and_access(self, *, slug, user):
+        room = selectors.room_get(slug=slug)
+        if room is None:
+            return None, False
+        return room, selectors.room_user_can_access(room=room, user=user)
+
+    def _snapshot(self, *, after):
+        last_seq = type(self.room).objects.filter(pk=self.room.pk).values_list("last_seq", flat=True).first() or 0
+        if after is None:
+            messages, _ = selectors.message_list_latest(room=self.room, limit=settings.CHAT_HELLO_LATEST)
+            return messages, last_seq, False
+        messages, more = selectors.message_list_after(room=self.room, after=after, limit=settings.CHAT_RECOVERY_MAX)
+        return messages, last_seq, more
+
+    async def disconnect(self, code):
+        if self.room is None:
+            return
+        await self.channel_layer.group_discard(broadcast.room_group(self.room.pk), self.channel_name)
+        change = await get_presence_store().leave(room=self.room.slug, user=self.user_obj, connection=self.connection_id)
+        if change.changed:
+            await self._broadcast_presence(change)
+        log.info("ws close room=%s user=%s code=%s", self.room.slug, self.user_obj["id"], code)
+
+    async def _broadcast_presence(self, change):
+        # The user's own connections learn the list from hello (a join is their first
+        # connection; a leave was their last), so they are skipped.
+        frame = events.presence(online=change.online, joined=change.joined, left=change.left)
+        await broadcast.room_broadcast(room_id=self.room.pk, frame=frame, skip_user=self.user_obj["id"])
+
+    # -- frames from the client ------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.room is None:
+            return
+        try:
+            if bytes_data is not None:
+                raise ChatError("bad_request", "binary frame with no upload pending; the bytes were discarded")
+            frame = frames.decode(text_data)
+            await getattr(self, "frame_" + frame["type"])(frame)
+        except ChatError as exc:
+            await self.send_error(exc)
+        except DatabaseError:
+            log.exception("database error in room=%s user=%s", self.room.slug, self.user_obj["id"])
+            await self.send_error(ChatError("unavailable", "the database is unavailable; nothing was stored"))
+        except Exception:
+            # A bug must not cost the client its connection; it gets an error frame instead.
+            log.exception("frame failed in room=%s user=%s", self.room.slug, self.user_obj["id"])
+            await self.send_error(ChatError("unavailable", "the server failed to handle this frame"))
+
+    async def frame_message(self, frame):
+        body, client_id = services.message_validate(body=frame.get("body"), client_id=frame.get("client_id"))
+        try:
+            message, created = await database_sync_to_async(services.message_create)(
+                room=self.room, user=self.user, body=body, client_id=client_id
+            )
+        except ChatError as exc:
+            exc.client_id = client_id
+            raise
+        except DatabaseError:
+            log.exception("message not stored room=%s user=%s", self.room.slug, self.user_obj["id"])
+            raise ChatError("unavailable", "the database is unavailable; nothing was stored", client_id=client_id) from None
+        if created:
+            await broadcast.room_broadcast(room_id=self.room.pk, frame=message)
+        await self.send_frame(events.ack(client_id=client_id, message_id=message["id"], seq=message["seq"]))
+
+    async def frame_typing(self, frame):
+        active = frames.check_bool(frame, "active")
+        now = time.monotonic()
+        if active:
+            if now - self.typing_relayed_at < settings.CHAT_TYPING_MIN_INTERVAL:
+                return
+            self.typing_relayed_at = now
+        elif not self.typing_on:
+            return
+        self.typing_on = active
+        await broadcast.room_broadcast(
+            room_id=self.room.pk, frame=events.typing(user=self.user_obj, active=active), skip_user=self.user_obj["id"]
+        )
+
+    async def frame_history(self, frame):
+        before, limit = frames.check_history(frame)
+        messages, has_more = await database_sync_to_async(selectors.message_list_before)(
+            room=self.room, before=before, limit=limit
+        )
+        await self.send_frame(events.history(messages=messages, has_more=has_more))
+
+    async def frame_ping(self, frame):
+        await self.send_frame(events.pong(ts=frames.check_ping(frame)))
+
+    async def frame_upload(self, frame):
+        raise ChatError("bad_request", "uploads are not enabled on this server", client_id=_client_id_of(frame))
+
+    # -- events from the room group -------------------------------------------
+
+    async def dispatch(self, message):
+        # Room events touch no database: skip Channels' per-event close_old_connections
+        # thread hop, which dominates the broadcast path.
+        if message["type"] == broadcast.EVENT_TYPE:
+            return await self.room_event(message)
+        return await super().dispatch(message)
+
+    async def room_event(self, event):
+        """Write a pre-encoded room frame, unless it is about this connection's own user."""
+        if event.get("skip_user") is not None and event["skip_user"] == self.user_obj["id"]:
+            return
+        await self.send(text_data=event["text"])
+
+    # -- helpers ---------------------------------------------------------------
+
+    async def send_frame(self, frame: events.Frame):
+        await self.send(text_data=events.encode(frame))
+
+    async def send_error(self, exc: ChatError):
+        await self.send_frame(events.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
+
+
+def _client_id_of(frame) -> str | None:
+    value = frame.get("client_id")
+    return value if isinstance(value, str) and len(value) <= 64 else None

@@ -1,0 +1,91 @@
+"""Build every frame the server sends (protocol section 4), and encode it once."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+User = dict[str, Any]
+Frame = dict[str, Any]
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def encode(frame: Frame) -> str:
+    """Serialise a frame to the JSON text sent on the wire."""
+    return _encoder.encode(frame)
+
+
+def iso(dt: datetime) -> str:
+    """Format an aware datetime as ISO 8601 UTC with a Z suffix."""
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_obj(*, user_id: int, username: str) -> User:
+    return {"id": user_id, "username": username}
+
+
+def room_obj(*, slug: str, name: str, private: bool) -> Frame:
+    return {"slug": slug, "name": name, "private": private}
+
+
+def message_obj(
+    *,
+    message_id: int,
+    seq: int,
+    room: str,
+    user: User,
+    body: str,
+    created: datetime,
+    client_id: str | None,
+    attachment: Frame | None = None,
+) -> Frame:
+    return {
+        "type": "message",
+        "id": message_id,
+        "seq": seq,
+        "room": room,
+        "user": user,
+        "body": body,
+        "created": iso(created),
+        "client_id": client_id,
+        "attachment": attachment,
+    }
+
+
+def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame], last_seq: int, truncated: bool) -> Frame:
+    return {
+        "type": "hello",
+        "user": user,
+        "room": room,
+        "online": online,
+        "messages": messages,
+        "last_seq": last_seq,
+        "truncated": truncated,
+    }
+
+
+def ack(*, client_id: str | None, message_id: int, seq: int) -> Frame:
+    return {"type": "ack", "client_id": client_id, "id": message_id, "seq": seq}
+
+
+def presence(*, online: list[User], joined: list[User], left: list[User]) -> Frame:
+    return {"type": "presence", "online": online, "joined": joined, "left": left}
+
+
+def typing(*, user: User, active: bool) -> Frame:
+    return {"type": "typing", "user": user, "active": active}
+
+
+def history(*, messages: list[Frame], has_more: bool) -> Frame:
+    return {"type": "history", "messages": messages, "has_more": has_more}
+
+
+def pong(*, ts: Any) -> Frame:
+    return {"type": "pong", "ts": ts}
+
+
+def error(*, code: str, detail: str, client_id: str | None = None) -> Frame:
+    frame: Frame = {"type": "error", "code": code, "detail": detail}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return frame

@@ -1,0 +1,78 @@
+"""Decode and check client frames (protocol section 3); every refusal is a ChatError."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+from chat.errors import ChatError
+
+CLIENT_TYPES = frozenset({"message", "typing", "history", "upload", "ping"})
+
+
+def decode(text: str) -> dict[str, Any]:
+    """Parse a text frame into a frame dict with a known string `type`."""
+    limit = settings.CHAT_MAX_TEXT_FRAME_BYTES
+    # Four bytes per character at most: only encode when the frame might be too large.
+    if len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise ChatError("too_large", f"text frames are limited to {limit} bytes")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise ChatError("bad_json", "the frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ChatError("bad_request", "a frame must be a JSON object")
+    kind = frame.get("type")
+    if not isinstance(kind, str):
+        raise ChatError("bad_request", "a frame needs a string `type`")
+    if kind not in CLIENT_TYPES:
+        raise ChatError("bad_request", f"unknown frame type {kind[:40]!r}")
+    return frame
+
+
+def check_int(frame: dict, name: str, *, low: int, high: int | None = None, default: int | None = None) -> int:
+    """Return an integer field within [low, high], or its default when absent."""
+    value = frame.get(name)
+    if value is None and default is not None and name not in frame:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ChatError("bad_request", f"`{name}` must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ChatError("bad_request", f"`{name}` must be {bound}")
+    return value
+
+
+def check_bool(frame: dict, name: str) -> bool:
+    """Return a required boolean field."""
+    value = frame.get(name)
+    if not isinstance(value, bool):
+        raise ChatError("bad_request", f"`{name}` must be a boolean")
+    return value
+
+
+def check_history(frame: dict) -> tuple[int, int]:
+    """Return (before, limit) of a history frame."""
+    before = check_int(frame, "before", low=0)
+    limit = check_int(frame, "limit", low=1, high=settings.CHAT_HISTORY_MAX, default=50)
+    return before, limit
+
+
+def check_ping(frame: dict) -> Any:
+    """Return the `ts` of a ping, which may be any JSON value."""
+    if "ts" not in frame:
+        raise ChatError("bad_request", "ping needs a `ts`")
+    return frame["ts"]
+
+
+def parse_after(query_string: bytes) -> int | None:
+    """Return the `after` of a socket URL's query, None when absent; raise when malformed."""
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query_string.decode("latin-1")).get("after")
+    if not values:
+        return None
+    raw = values[0]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ChatError("bad_request", "`after` must be a non-negative integer")
+    return int(raw)

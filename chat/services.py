@@ -1,0 +1,155 @@
+"""Writes: messages (gap-free per-room seq, idempotent client_id), rooms, members, tokens."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from chat import events, selectors
+from chat.errors import ChatError
+from chat.models import ApiToken, Membership, Message, Room
+
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+def message_validate(*, body: object, client_id: object) -> tuple[str, str | None]:
+    """Check a message's fields; return the trimmed body and the client_id."""
+    if client_id is not None and not isinstance(client_id, str):
+        raise ChatError("bad_request", "client_id must be a string")
+    if isinstance(client_id, str) and (len(client_id) > 64 or not client_id):
+        raise ChatError("bad_request", "client_id must be 1 to 64 characters", client_id=client_id[:64])
+    if not isinstance(body, str):
+        raise ChatError("bad_request", "body must be a string", client_id=client_id)
+    body = body.strip()
+    if not body:
+        raise ChatError("bad_request", "body is empty", client_id=client_id)
+    limit = settings.CHAT_MAX_BODY_CHARS
+    if len(body) > limit:
+        raise ChatError("too_long", f"body is longer than {limit} characters", client_id=client_id)
+    return body, client_id
+
+
+def _message_by_client_id(*, room: Room, user: AbstractBaseUser, client_id: str) -> Message | None:
+    return (
+        Message.objects.filter(room_id=room.pk, user_id=user.pk, client_id=client_id)
+        .select_related("user", "attachment")
+        .first()
+    )
+
+
+def _seq_next(*, room_id: int) -> int:
+    """Bump the room's last_seq and return it; the UPDATE holds the row lock until commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
+            [room_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ChatError("not_found", "the room no longer exists")
+    return row[0]
+
+
+def message_create(
+    *, room: Room, user: AbstractBaseUser, body: str, client_id: str | None
+) -> tuple[events.Frame, bool]:
+    """Store a message with the room's next seq; return its frame and whether it is new.
+
+    A client_id the user already used in the room returns the stored message instead.
+    The seq is taken by an UPDATE ... RETURNING inside the transaction that inserts the
+    message: PostgreSQL holds the room row lock until commit and SQLite (IMMEDIATE mode)
+    holds the database write lock, so seqs are gap-free and commit-ordered on both.
+    """
+    try:
+        with transaction.atomic():
+            if client_id is not None:
+                existing = _message_by_client_id(room=room, user=user, client_id=client_id)
+                if existing is not None:
+                    return selectors.message_to_frame(existing, room_slug=room.slug), False
+            seq = _seq_next(room_id=room.pk)
+            message = Message.objects.create(room_id=room.pk, seq=seq, user=user, body=body, client_id=client_id)
+    except IntegrityError:
+        # A concurrent request with the same client_id won the race; its row is the answer.
+        existing = _message_by_client_id(room=room, user=user, client_id=client_id) if client_id else None
+        if existing is None:
+            raise
+        return selectors.message_to_frame(existing, room_slug=room.slug), False
+    frame = events.message_obj(
+        message_id=message.pk,
+        seq=seq,
+        room=room.slug,
+        user=events.user_obj(user_id=user.pk, username=user.get_username()),
+        body=body,
+        created=message.created,
+        client_id=client_id,
+    )
+    return frame, True
+
+
+def room_create(*, user: AbstractBaseUser, name: object, slug: object = None, private: object = False) -> Room:
+    """Create a room with the user as its first member."""
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
+        raise ChatError("bad_request", "name must be 1 to 100 characters")
+    name = name.strip()
+    if slug in (None, ""):
+        slug = slugify(name)[:64]
+    if not isinstance(slug, str) or slugify(slug) != slug or not slug or len(slug) > 64:
+        raise ChatError("bad_request", "slug must be 1 to 64 lowercase letters, digits, hyphens or underscores")
+    if not isinstance(private, bool):
+        raise ChatError("bad_request", "private must be a boolean")
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(slug=slug, name=name, private=private, created_by=user)
+            Membership.objects.create(room=room, user=user)
+    except IntegrityError:
+        raise ChatError("bad_request", f"a room with slug {slug!r} already exists") from None
+    return room
+
+
+def membership_add(*, room: Room, actor: AbstractBaseUser, username: object) -> tuple[Membership, bool]:
+    """Add a user to a room; only its creator or staff may. Return the membership and whether it is new."""
+    if not selectors.room_user_can_manage(room=room, user=actor):
+        raise ChatError("forbidden", "only the room's creator or staff may add members")
+    if not isinstance(username, str) or not username:
+        raise ChatError("bad_request", "username must be a non-empty string")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ChatError("bad_request", f"no user named {username!r}")
+    membership, created = Membership.objects.get_or_create(room=room, user=user)
+    return membership, created
+
+
+def _token_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+    """Issue a new token; the raw value is returned once and never stored."""
+    raw = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name[:100], prefix=raw[:8], digest=_token_digest(raw))
+    return token, raw
+
+
+def token_authenticate(*, raw: str) -> AbstractBaseUser | None:
+    """Return the active user a raw token belongs to, or None if unknown, revoked or inactive."""
+    if not raw or len(raw) > 200:
+        return None
+    token = ApiToken.objects.select_related("user").filter(digest=_token_digest(raw), revoked=False).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used is None or now - token.last_used > TOKEN_TOUCH_INTERVAL:
+        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+    return token.user
+
+
+def token_revoke(*, token: ApiToken) -> None:
+    """Revoke a token; sockets opened with it keep running until they close."""
+    ApiToken.objects.filter(pk=token.pk).update(revoked=True)
+

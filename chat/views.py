@@ -1,0 +1,84 @@
+"""Browser pages: sign-up, the room list with its create form, the room page, attachments."""
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from chat import selectors, services
+from chat.errors import ChatError
+from chat.forms import RoomCreateForm, SignupForm
+from chat.models import Attachment
+from chat.presence import get_presence_store
+
+# Never rendered by the browser: served as downloads whatever their declared type.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "application/pdf"})
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("chat:room_list")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("chat:room_list")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def rooms_with_online(*, user) -> list[dict]:
+    """List the rooms visible to the user with how many are online in each."""
+    rooms = selectors.room_list_visible(user=user)
+    counts = async_to_sync(get_presence_store().online_counts)(rooms=[r.slug for r in rooms])
+    return [{"slug": r.slug, "name": r.name, "private": r.private, "online": counts.get(r.slug, 0)} for r in rooms]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def room_list(request: HttpRequest) -> HttpResponse:
+    form = RoomCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            room = services.room_create(user=request.user, **form.cleaned_data)
+        except ChatError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, f"Room {room.name} created.")
+            return redirect("chat:room", slug=room.slug)
+    return render(request, "chat/room_list.html", {"rooms": rooms_with_online(user=request.user), "form": form})
+
+
+@login_required
+def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    room = selectors.room_get(slug=slug)
+    if room is None:
+        raise Http404("No such room")
+    if not selectors.room_user_can_access(room=room, user=request.user):
+        return render(request, "403.html", {"reason": "This room is private."}, status=403)
+    context = {"room": room, "ws_path": f"/ws/rooms/{room.slug}/", "login_url": reverse("login")}
+    return render(request, "chat/room.html", context)
+
+
+@login_required
+def attachment_download(request: HttpRequest, slug: str, attachment_id: int) -> HttpResponse:
+    attachment = get_object_or_404(Attachment.objects.select_related("message__room"), pk=attachment_id)
+    room = attachment.message.room
+    if room.slug != slug:
+        raise Http404("No such attachment")
+    if not selectors.room_user_can_access(room=room, user=request.user):
+        return HttpResponse("Forbidden", status=403, content_type="text/plain")
+    inline = attachment.content_type in INLINE_TYPES
+    response = FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=not inline,
+        filename=attachment.name,
+        content_type=attachment.content_type if inline else "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
