@@ -207,5 +207,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "chat": {"handlers": ["console"], "level": env_str("CHAT_LOG_LEVEL", "INFO"), "propagate": False},
+        # Daphne's "Listening on ..." lines tell operators (and the live tests) it is up.
+        "daphne.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

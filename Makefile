@@ -1,0 +1,59 @@
+# Two commands for a fresh machine: `make run` and `make test`. See README.md.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+VAR := var
+TLS := $(VAR)/tls
+
+.PHONY: run test test-unit test-consumers test-live test-browser deps test-deps cert clean help
+
+help:
+	@echo "make run   - serve the chat at https://localhost:8443 (SQLite, in-memory layer, one Daphne)"
+	@echo "make test  - install what the suite needs and run every test tier"
+
+$(VENV)/.deps: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.test-deps: requirements-dev.txt $(VENV)/.deps
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+deps: $(VENV)/.deps
+test-deps: $(VENV)/.test-deps
+
+$(TLS)/cert.pem:
+	@sh deploy/install-system-deps.sh openssl
+	sh deploy/make-cert.sh $(TLS)
+
+cert: $(TLS)/cert.pem
+
+run: $(VENV)/.deps $(TLS)/cert.pem
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo
+	@echo "  Chat is starting at https://localhost:8443  (self-signed certificate: accept it once)"
+	@echo "  Make an admin user:  $(PY) manage.py createsuperuser"
+	@echo "  Stop with Ctrl-C."
+	@echo
+	CHAT_TLS_CERT=$(TLS)/cert.pem CHAT_TLS_KEY=$(TLS)/key.pem CHAT_PORT=$${CHAT_PORT:-8443} \
+	  CHAT_BIND=$${CHAT_BIND:-127.0.0.1,::1} $(PY) -m chatproject.server
+
+test: $(VENV)/.test-deps
+	sh deploy/install-system-deps.sh openssl chromium
+	$(PY) -m pytest
+
+test-unit: $(VENV)/.test-deps
+	$(PY) -m pytest tests/unit
+test-consumers: $(VENV)/.test-deps
+	$(PY) -m pytest tests/consumers
+test-live: $(VENV)/.test-deps
+	$(PY) -m pytest tests/live
+test-browser: $(VENV)/.test-deps
+	sh deploy/install-system-deps.sh chromium
+	$(PY) -m pytest tests/browser
+
+clean:
+	rm -rf $(VENV) .pytest_cache

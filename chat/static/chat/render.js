@@ -1,0 +1,168 @@
+// DOM builders for the room page. Every user-supplied string goes through
+// textContent or an attribute setter, never through HTML parsing.
+
+const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const DAY_TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const FULL_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+
+/** Create an element with an optional class and text content. */
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Parse a protocol timestamp into a Date, or return null. */
+export function parseTime(iso) {
+  if (typeof iso !== 'string') return null;
+  // Python emits microseconds; Date parsing is only specified for milliseconds.
+  const date = new Date(iso.replace(/(\.\d{3})\d+/, '$1'));
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/** Format a Date in local time: the clock for today, date and clock otherwise. */
+export function formatTime(date, now = new Date()) {
+  return date.toDateString() === now.toDateString()
+    ? TIME_FORMAT.format(date)
+    : DAY_TIME_FORMAT.format(date);
+}
+
+/** Format a byte count for people. */
+export function formatSize(bytes) {
+  if (!Number.isFinite(bytes) || bytes < 0) return '';
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Return an absolute http(s) URL for `url`, or null for anything else (javascript:, data:). */
+export function safeUrl(url) {
+  try {
+    const parsed = new URL(url, window.location.href);
+    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Show `date` (or nothing, when null) in a message's time element. */
+export function setMessageTime(node, date) {
+  const time = node.querySelector('.message-time');
+  if (!time) return;
+  if (!date) {
+    time.textContent = '';
+    time.removeAttribute('datetime');
+    time.removeAttribute('title');
+    return;
+  }
+  time.dateTime = date.toISOString();
+  time.textContent = formatTime(date);
+  time.title = FULL_FORMAT.format(date);
+}
+
+function buildAttachment(attachment) {
+  const href = safeUrl(attachment.url);
+  if (!href) return null;
+  const name = typeof attachment.name === 'string' && attachment.name ? attachment.name : 'attachment';
+  const box = el('div', 'message-attachment');
+  const link = el('a');
+  link.href = href;
+  link.rel = 'noopener noreferrer';
+  if (typeof attachment.content_type === 'string' && attachment.content_type.startsWith('image/')) {
+    link.target = '_blank';
+    link.className = 'attachment-image';
+    const img = el('img', 'attachment-thumb');
+    img.src = href;
+    img.alt = name;
+    img.loading = 'lazy';
+    link.append(img);
+  } else {
+    link.className = 'attachment-link';
+    link.download = name;
+    const size = formatSize(attachment.size);
+    link.textContent = size ? `${name} (${size})` : name;
+  }
+  box.append(link);
+  return box;
+}
+
+/** Build the DOM node of one message (confirmed when `seq` is given, pending otherwise). */
+export function buildMessage({ seq, clientId, user, body, created, attachment, own, pending }) {
+  const node = el('li', 'message');
+  if (own) node.classList.add('own');
+  if (pending) node.classList.add('pending');
+  if (Number.isInteger(seq)) node.dataset.seq = String(seq);
+  if (clientId) node.dataset.clientId = clientId;
+  if (user && user.id != null) node.dataset.userId = String(user.id);
+  node.append(
+    el('span', 'message-user', user?.username ?? 'unknown'),
+    el('time', 'message-time'),
+    el('div', 'message-body', typeof body === 'string' ? body : ''),
+  );
+  setMessageTime(node, created);
+  if (attachment) {
+    const box = buildAttachment(attachment);
+    if (box) node.append(box);
+  }
+  return node;
+}
+
+/** Turn a pending or failed node into a confirmed one with `seq`. */
+export function confirmNode(node, seq) {
+  node.dataset.seq = String(seq);
+  node.classList.remove('pending', 'failed');
+  node.removeAttribute('title');
+  node.querySelector('.message-retry')?.remove();
+}
+
+/** Mark a pending node as refused by the server, with a retry button. */
+export function markNodeFailed(node, detail) {
+  node.classList.remove('pending');
+  node.classList.add('failed');
+  node.title = detail || 'Not sent';
+  if (!node.querySelector('.message-retry')) {
+    const retry = el('button', 'message-retry', 'Retry');
+    retry.type = 'button';
+    node.append(retry);
+  }
+}
+
+/** Put a failed node back to pending. */
+export function markNodeRetrying(node) {
+  node.classList.remove('failed');
+  node.classList.add('pending');
+  node.removeAttribute('title');
+  node.querySelector('.message-retry')?.remove();
+}
+
+/** Replace the online list with `users`, sorted by name, and update the count. */
+export function renderOnline(list, count, users, myId) {
+  const byId = new Map();
+  for (const user of Array.isArray(users) ? users : []) {
+    if (user && user.id != null) byId.set(user.id, user);
+  }
+  const sorted = [...byId.values()].sort((a, b) => String(a.username).localeCompare(String(b.username)));
+  list.replaceChildren(...sorted.map((user) => {
+    const item = el('li', user.id === myId ? 'online-user me' : 'online-user', String(user.username));
+    item.dataset.userId = String(user.id);
+    return item;
+  }));
+  count.textContent = String(sorted.length);
+}
+
+/** Return the typing sentence for `names` ("alice and bob are typing…"), or ''. */
+export function typingText(names) {
+  if (names.length === 0) return '';
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length > 3) {
+    const others = names.length - 3;
+    return `${names.slice(0, 3).join(', ')} and ${others} other${others === 1 ? '' : 's'} are typing…`;
+  }
+  return `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`;
+}

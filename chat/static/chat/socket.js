@@ -1,0 +1,196 @@
+// A room WebSocket that reconnects by itself (PROTOCOL.md sections 2 and 7).
+
+const BACKOFF_FLOOR_MS = 500;
+const BACKOFF_CAP_MS = 20000;
+const PING_EVERY_MS = 25000;
+const SILENCE_LIMIT_MS = 60000;
+
+// Close codes after which reconnecting cannot help, with the state text shown.
+export const FINAL_CLOSES = new Map([
+  [1000, 'Closed'],
+  [4401, 'Closed: you are signed out, going to the login page…'],
+  [4403, 'Closed: you are not allowed in this room'],
+  [4404, 'Closed: no such room'],
+]);
+
+/** Return the delay before reconnect attempt `attempt` (0-based): exponential, full jitter. */
+export function backoffDelay(attempt, random = Math.random) {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FLOOR_MS * 2 ** attempt);
+  return BACKOFF_FLOOR_MS + random() * (ceiling - BACKOFF_FLOOR_MS);
+}
+
+/** Return the ws(s):// URL for `path` on this host, with `?after=` when `after` is a number. */
+export function socketUrl(path, after, page = window.location) {
+  const url = new URL(path, page.href);
+  url.protocol = page.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (Number.isInteger(after)) url.searchParams.set('after', String(after));
+  return url.href;
+}
+
+export class RoomSocket {
+  #path;
+  #after;
+  #onFrame;
+  #onState;
+  #onFinalClose;
+  #ws = null;
+  #state = 'connecting';
+  #text = '';
+  #attempt = 0;
+  #wasReady = false;
+  #stopped = true;
+  #pingTimer = null;
+  #silenceTimer = null;
+  #retryTimer = null;
+  #countdownTimer = null;
+
+  /** Keep the callbacks; nothing connects until start(). */
+  constructor({ path, after, onFrame, onState, onFinalClose }) {
+    this.#path = path;
+    this.#after = after;
+    this.#onFrame = onFrame;
+    this.#onState = onState;
+    this.#onFinalClose = onFinalClose;
+  }
+
+  /** Return connecting | open | reconnecting | closed. */
+  get state() {
+    return this.#state;
+  }
+
+  /** Return whether the server has said hello on the current connection. */
+  get isReady() {
+    return this.#state === 'open' && this.#ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** Open the first connection. */
+  start() {
+    this.#stopped = false;
+    this.#connect();
+  }
+
+  /** Record a successful hello: the connection is usable and backoff starts over. */
+  markReady() {
+    this.#attempt = 0;
+    this.#wasReady = true;
+    this.#setState('open', 'Connected');
+  }
+
+  /** Skip the remaining backoff wait, e.g. when the network comes back. */
+  reconnectNow() {
+    if (this.#stopped || this.#retryTimer === null) return;
+    this.#clearRetry();
+    this.#connect();
+  }
+
+  /** Send one JSON frame; return false when there is no open connection. */
+  send(frame) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  #connect() {
+    const first = this.#attempt === 0 && !this.#wasReady;
+    this.#setState(first ? 'connecting' : 'reconnecting', first ? 'Connecting…' : 'Reconnecting…');
+    let ws;
+    try {
+      ws = new WebSocket(socketUrl(this.#path, this.#after()));
+    } catch {
+      this.#scheduleRetry();
+      return;
+    }
+    this.#ws = ws;
+    ws.addEventListener('open', () => {
+      if (ws !== this.#ws) return;
+      this.#pingTimer = setInterval(() => this.send({ type: 'ping', ts: Date.now() }), PING_EVERY_MS);
+    });
+    ws.addEventListener('message', (event) => this.#receive(ws, event));
+    ws.addEventListener('close', (event) => {
+      if (ws === this.#ws) this.#closed(event.code);
+    });
+    this.#armSilenceTimer();
+  }
+
+  #receive(ws, event) {
+    if (ws !== this.#ws) return;
+    this.#armSilenceTimer();
+    if (typeof event.data !== 'string') return;
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (frame && typeof frame.type === 'string') this.#onFrame(frame);
+  }
+
+  #closed(code) {
+    this.#detach();
+    if (this.#stopped) return;
+    const text = FINAL_CLOSES.get(code);
+    if (text === undefined) {
+      this.#scheduleRetry();
+      return;
+    }
+    this.#stopped = true;
+    this.#setState('closed', text);
+    this.#onFinalClose(code);
+  }
+
+  #armSilenceTimer() {
+    clearTimeout(this.#silenceTimer);
+    this.#silenceTimer = setTimeout(() => {
+      // A half-open TCP connection never fires "close"; only silence gives it away.
+      const ws = this.#detach();
+      try {
+        ws?.close(4000, 'silent');
+      } catch {
+        // Already closing; the socket is detached either way.
+      }
+      if (!this.#stopped) this.#scheduleRetry();
+    }, SILENCE_LIMIT_MS);
+  }
+
+  #scheduleRetry() {
+    this.#clearRetry();
+    const delay = backoffDelay(this.#attempt);
+    this.#attempt += 1;
+    const due = Date.now() + delay;
+    const tick = () => {
+      const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
+      this.#setState('reconnecting', `Reconnecting in ${seconds} s…`);
+    };
+    tick();
+    this.#countdownTimer = setInterval(tick, 250);
+    this.#retryTimer = setTimeout(() => {
+      this.#clearRetry();
+      this.#connect();
+    }, delay);
+  }
+
+  #clearRetry() {
+    clearTimeout(this.#retryTimer);
+    clearInterval(this.#countdownTimer);
+    this.#retryTimer = null;
+    this.#countdownTimer = null;
+  }
+
+  #detach() {
+    const ws = this.#ws;
+    this.#ws = null;
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#silenceTimer);
+    this.#pingTimer = null;
+    this.#silenceTimer = null;
+    return ws;
+  }
+
+  #setState(state, text) {
+    if (state === this.#state && text === this.#text) return;
+    this.#state = state;
+    this.#text = text;
+    this.#onState(state, text);
+  }
+}
