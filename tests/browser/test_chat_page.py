@@ -1,0 +1,78 @@
+"""Two people chatting in two browser contexts, over wss://, through the real page."""
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def test_two_users_see_each_others_messages(person):
+    alice, bob = person("alice"), person("bob")
+    for p in (alice, bob):
+        p.login()
+        p.enter_room("lobby")
+    expect(alice.page.locator("#online li[data-user-id]")).to_have_count(2)
+    alice.send("hello from alice")
+    expect(bob.page.locator("#messages .message-body", has_text="hello from alice")).to_be_visible()
+    bob.send("hi alice, bob here")
+    expect(alice.page.locator("#messages .message-body", has_text="hi alice, bob here")).to_be_visible()
+    # The sender's own copy is confirmed by its ack: it carries a seq and is no longer pending.
+    own = alice.page.locator("#messages .message", has_text="hello from alice")
+    expect(own).not_to_have_class("pending")
+    expect(own).to_have_attribute("data-seq", "1")
+    assert alice.console_errors == [] and bob.console_errors == []
+
+
+def test_html_in_a_message_shows_as_text_and_runs_nothing(person):
+    alice, bob = person("mallory"), person("victim")
+    for p in (alice, bob):
+        p.login()
+        p.enter_room("lobby")
+    alice.send(XSS)
+    body = bob.page.locator("#messages .message-body", has_text="onerror")
+    expect(body).to_have_text(XSS)
+    assert bob.page.locator("#messages img[src=x]").count() == 0
+    assert bob.page.evaluate("document.querySelectorAll('#messages img').length") == 0
+    assert bob.dialogs == [] and alice.dialogs == []
+
+
+def test_typing_indicator_shows_the_other_user(person):
+    alice, bob = person("typer"), person("watcher")
+    for p in (alice, bob):
+        p.login()
+        p.enter_room("lobby")
+    alice.page.locator("#composer-input").press_sequentially("abc")
+    expect(bob.page.locator("#typing")).to_have_text("typer is typing…")
+    alice.page.locator("#composer-input").press("Enter")
+    expect(bob.page.locator("#typing")).to_be_hidden()
+
+
+def test_newcomer_signs_up_creates_a_room_and_history_survives_a_restart(person, server):
+    carol = person("carol", create=False)
+    page = carol.page
+    page.goto("/accounts/signup/")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password1]", "a-long-pass-phrase-9")
+    page.fill("input[name=password2]", "a-long-pass-phrase-9")
+    page.click("form [type=submit]")
+    page.wait_for_url(server.origin + "/")
+    page.fill("input[name=name]", "Carol's corner")
+    page.fill("input[name=slug]", "carols")
+    page.click("form.room-create [type=submit], form[method=post]:has(input[name=name]) [type=submit]")
+    page.wait_for_url(server.origin + "/rooms/carols/")
+    carol.wait_connected()
+    carol.send("before the restart")
+    expect(page.locator("#messages .message[data-seq='1']")).to_be_visible()
+    server.stop()
+    expect(page.locator("#connection-state")).not_to_have_attribute("data-state", "open")
+    carol.send("written while offline")
+    expect(page.locator("#messages .message.pending")).to_have_count(1)
+    server.start()
+    # The page reconnects by itself with ?after= and resends the unacknowledged message.
+    carol.wait_connected()
+    expect(page.locator("#messages .message[data-seq='2']")).to_contain_text("written while offline")
+    expect(page.locator("#messages .message.pending")).to_have_count(0)
+    page.reload()
+    carol.wait_connected()
+    assert carol.message_bodies() == ["before the restart", "written while offline"]
