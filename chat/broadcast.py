@@ -11,12 +11,12 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "room.event"
 
 
-def room_group(room_id: int) -> str:
-    """Name the channel-layer group of a room."""
-    return f"chat.room.{room_id}"
+def room_group(room: str) -> str:
+    """Name the channel-layer group of a room (slugs are valid group-name characters)."""
+    return f"chat.room.{room}"
 
 
-async def room_broadcast(*, room_id: int, frame: events.Frame, skip_user: int | None = None) -> bool:
+async def room_broadcast(*, room: str, frame: events.Frame, skip_user: int | None = None) -> bool:
     """Send a frame to every connection in the room (but skip_user's); call it after commit.
 
     The frame is encoded here, once per broadcast, and every receiving connection writes
@@ -25,8 +25,8 @@ async def room_broadcast(*, room_id: int, frame: events.Frame, skip_user: int | 
     """
     event = {"type": EVENT_TYPE, "text": events.encode(frame), "skip_user": skip_user}
     try:
-        await get_channel_layer().group_send(room_group(room_id), event)
+        await get_channel_layer().group_send(room_group(room), event)
     except Exception:
-        log.exception("broadcast to room %s failed", room_id)
+        log.exception("broadcast to room %s failed", room)
         return False
     return True

@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from chat import broadcast, events, frames, selectors, services
 from chat.errors import ChatError
 from chat.presence import get_presence_store
+from chat.presence.runner import ensure_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.room = room
         self.user = user
         self.user_obj = events.user_obj(user_id=user.pk, username=user.get_username())
+        ensure_heartbeat()
         # Subscribe first, then snapshot: a message committed in between reaches the
         # client twice at worst, and clients drop duplicates by seq.
-        await self.channel_layer.group_add(broadcast.room_group(room.pk), self.channel_name)
+        await self.channel_layer.group_add(broadcast.room_group(room.slug), self.channel_name)
         change = await get_presence_store().join(room=room.slug, user=self.user_obj, connection=self.connection_id)
         after_error = None
         try:
@@ -90,7 +92,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self.room is None:
             return
-        await self.channel_layer.group_discard(broadcast.room_group(self.room.pk), self.channel_name)
+        await self.channel_layer.group_discard(broadcast.room_group(self.room.slug), self.channel_name)
         change = await get_presence_store().leave(room=self.room.slug, user=self.user_obj, connection=self.connection_id)
         if change.changed:
             await self._broadcast_presence(change)
@@ -100,7 +102,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # The user's own connections learn the list from hello (a join is their first
         # connection; a leave was their last), so they are skipped.
         frame = events.presence(online=change.online, joined=change.joined, left=change.left)
-        await broadcast.room_broadcast(room_id=self.room.pk, frame=frame, skip_user=self.user_obj["id"])
+        await broadcast.room_broadcast(room=self.room.slug, frame=frame, skip_user=self.user_obj["id"])
 
     # -- frames from the client ------------------------------------------------
 
@@ -135,7 +137,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             log.exception("message not stored room=%s user=%s", self.room.slug, self.user_obj["id"])
             raise ChatError("unavailable", "the database is unavailable; nothing was stored", client_id=client_id) from None
         if created:
-            await broadcast.room_broadcast(room_id=self.room.pk, frame=message)
+            await broadcast.room_broadcast(room=self.room.slug, frame=message)
         await self.send_frame(events.ack(client_id=client_id, message_id=message["id"], seq=message["seq"]))
 
     async def frame_typing(self, frame):
@@ -149,7 +151,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.typing_on = active
         await broadcast.room_broadcast(
-            room_id=self.room.pk, frame=events.typing(user=self.user_obj, active=active), skip_user=self.user_obj["id"]
+            room=self.room.slug, frame=events.typing(user=self.user_obj, active=active), skip_user=self.user_obj["id"]
         )
 
     async def frame_history(self, frame):

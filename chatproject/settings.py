@@ -194,6 +194,10 @@ CHAT_HELLO_LATEST = env_int("CHAT_HELLO_LATEST", 50)
 CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000)
 CHAT_HISTORY_MAX = 100
 CHAT_TYPING_MIN_INTERVAL = float(env_str("CHAT_TYPING_MIN_INTERVAL", "1.0"))
+# A worker that stops heartbeating for CHAT_PRESENCE_TTL seconds is presumed dead; the
+# survivors sweep its connections on their next heartbeat (every CHAT_PRESENCE_HEARTBEAT).
+CHAT_PRESENCE_TTL = float(env_str("CHAT_PRESENCE_TTL", "8"))
+CHAT_PRESENCE_HEARTBEAT = float(env_str("CHAT_PRESENCE_HEARTBEAT", "2"))
 CHAT_PRESENCE_BACKEND = env_str(
     "CHAT_PRESENCE_BACKEND",
     "chat.presence.redis.RedisPresenceStore" if REDIS_URL else "chat.presence.memory.MemoryPresenceStore",

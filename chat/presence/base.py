@@ -24,6 +24,9 @@ class PresenceStore:
     Methods that child classes must implement: join, leave, online.
     """
 
+    # Backends shared between workers set this: the worker then runs heartbeat() on a timer.
+    needs_heartbeat = False
+
     async def join(self, *, room: str, user: User, connection: str) -> PresenceChange:
         """Record an open connection; the user is in `joined` if it is their first in the room."""
         raise NotImplementedError
