@@ -1,0 +1,152 @@
+"""Several workers, one room: every message, presence change and typing event reaches everyone."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.clients import http_json, recv_json, recv_type, ws_connect
+
+pytestmark = pytest.mark.cluster
+
+
+async def test_message_from_one_worker_reaches_clients_on_another_and_through_nginx(deployment):
+    alice, bob, carol = deployment.user(), deployment.user(), deployment.user()
+    slug = deployment.room(alice)
+    path = f"/ws/rooms/{slug}/"
+    async with ws_connect(deployment.worker_url(0, path), token=alice["token"]) as on_0, ws_connect(
+        deployment.worker_url(1, path), token=bob["token"]
+    ) as on_1, ws_connect(deployment.nginx_url(path), token=carol["token"], ssl_context=deployment.ssl) as via_nginx:
+        for ws in (on_0, on_1, via_nginx):
+            assert (await recv_json(ws))["type"] == "hello"
+        await on_0.send(json.dumps({"type": "message", "body": "from worker 0", "client_id": "w0"}))
+        await on_1.send(json.dumps({"type": "message", "body": "from worker 1", "client_id": "w1"}))
+        for ws in (on_0, on_1, via_nginx):
+            bodies = {(await recv_type(ws, "message"))["body"] for _ in range(2)}
+            assert bodies == {"from worker 0", "from worker 1"}
+
+
+async def test_presence_and_typing_cross_workers_and_tabs_count_once(deployment):
+    alice, bob = deployment.user("alice"), deployment.user("bob")
+    slug = deployment.room(alice)
+    path = f"/ws/rooms/{slug}/"
+    async with ws_connect(deployment.worker_url(1, path), token=bob["token"]) as bob_ws:
+        await recv_json(bob_ws)
+        async with ws_connect(deployment.worker_url(0, path), token=alice["token"]) as alice_tab1:
+            hello = await recv_json(alice_tab1)
+            assert {u["username"] for u in hello["online"]} == {alice["username"], bob["username"]}
+            joined = await recv_type(bob_ws, "presence")
+            assert [u["username"] for u in joined["joined"]] == [alice["username"]]
+            async with ws_connect(deployment.worker_url(1, path), token=alice["token"]) as alice_tab2:
+                hello = await recv_json(alice_tab2)
+                assert len(hello["online"]) == 2  # the second tab is the same user
+                await alice_tab1.send(json.dumps({"type": "typing", "active": True}))
+                typing = await recv_json(bob_ws)  # no presence frame came for the second tab
+                assert typing == {"type": "typing", "user": {"id": alice["id"], "username": alice["username"]}, "active": True}
+            await alice_tab1.send(json.dumps({"type": "message", "body": "tab 2 closed", "client_id": "t2"}))
+            assert (await recv_json(bob_ws))["type"] == "message"  # still online: no presence frame
+        left = await recv_type(bob_ws, "presence")
+        assert [u["username"] for u in left["left"]] == [alice["username"]]
+        assert [u["username"] for u in left["online"]] == [bob["username"]]
+
+
+async def test_fifty_concurrent_senders_over_both_workers_get_gap_free_seqs(deployment):
+    owner = deployment.user()
+    slug = deployment.room(owner)
+    path = f"/ws/rooms/{slug}/"
+    senders = [deployment.user("sender") for _ in range(50)]
+    per_sender = 4
+
+    async def chat(i, user):
+        async with ws_connect(deployment.worker_url(i % 2, path), token=user["token"]) as ws:
+            await recv_json(ws)
+            for n in range(per_sender):
+                await ws.send(json.dumps({"type": "message", "body": f"{i}/{n}", "client_id": f"{i}-{n}"}))
+            return [(await recv_type(ws, "ack", timeout=60))["seq"] for _ in range(per_sender)]
+
+    acks = await asyncio.gather(*(chat(i, u) for i, u in enumerate(senders)))
+    total = 50 * per_sender
+    assert sorted(seq for per in acks for seq in per) == list(range(1, total + 1))
+    stored = []
+    after = 0
+    while True:
+        status, page = http_json(
+            "GET", f"{deployment.cluster.origin}/api/rooms/{slug}/messages/?after={after}&limit=100",
+            token=owner["token"], ssl_context=deployment.ssl,
+        )
+        assert status == 200
+        stored += [m["seq"] for m in page["messages"]]
+        if not page["has_more"]:
+            break
+        after = stored[-1]
+    assert stored == list(range(1, total + 1))
+
+
+async def test_killed_worker_clients_recover_everything_and_its_users_leave(deployment):
+    cluster = deployment.cluster
+    alice, bob, dave = deployment.user("alice"), deployment.user("bob"), deployment.user("dave")
+    slug = deployment.room(alice)
+    path = f"/ws/rooms/{slug}/"
+    received: dict[int, dict] = {}  # alice's view, by seq
+    sent = 0
+
+    async def sender(ws, label, count):
+        for n in range(count):
+            await ws.send(json.dumps({"type": "message", "body": f"{label}-{n}", "client_id": f"{label}-{n}"}))
+            await recv_type(ws, "ack")
+
+    observer = await ws_connect(deployment.worker_url(1, path), token=bob["token"]).__aenter__()
+    try:
+        await recv_json(observer)
+        dave_ws = await ws_connect(deployment.worker_url(0, path), token=dave["token"]).__aenter__()
+        await recv_json(dave_ws)
+        assert [u["username"] for u in (await recv_type(observer, "presence"))["joined"]] == [dave["username"]]
+        alice_ws = await ws_connect(deployment.worker_url(0, path), token=alice["token"]).__aenter__()
+        hello = await recv_json(alice_ws)
+        await recv_type(observer, "presence")
+        await sender(observer, "before", 5)
+        sent += 5
+        for _ in range(5):
+            frame = await recv_type(alice_ws, "message")
+            received[frame["seq"]] = frame
+
+        killed_at = time.monotonic()
+        cluster.kill_worker(0)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await recv_json(alice_ws)
+        # Bob keeps chatting on the survivor while alice is away.
+        await sender(observer, "during", 5)
+        sent += 5
+
+        # The crashed worker's users leave `online`, announced by the survivor.
+        remaining = 15 - (time.monotonic() - killed_at)
+        while True:
+            frame = await recv_type(observer, "presence", timeout=max(remaining, 0.1))
+            if frame["left"]:
+                break
+        assert {u["username"] for u in frame["left"]} == {alice["username"], dave["username"]}
+        assert [u["username"] for u in frame["online"]] == [bob["username"]]
+
+        # Alice reconnects through nginx with ?after= and ends up with everything, once.
+        highest = max(received)
+        async with ws_connect(
+            deployment.nginx_url(f"{path}?after={highest}"), token=alice["token"], ssl_context=deployment.ssl
+        ) as again:
+            hello = await recv_json(again)
+            assert hello["truncated"] is False
+            for frame in hello["messages"]:
+                assert frame["seq"] not in received, "a recovered message was delivered twice"
+                received[frame["seq"]] = frame
+            await sender(again, "after", 2)
+            sent += 2
+            while len(received) < sent:
+                frame = await recv_type(again, "message")
+                received.setdefault(frame["seq"], frame)
+        assert sorted(received) == list(range(1, sent + 1))
+        assert [received[s]["body"] for s in range(6, 11)] == [f"during-{n}" for n in range(5)]
+    finally:
+        await observer.close()
+        cluster.start_worker(0)

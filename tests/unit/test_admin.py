@@ -1,0 +1,55 @@
+"""The admin: rooms with memberships inline, message moderation, API tokens."""
+
+import pytest
+from django.test import Client
+
+from chat import services
+from chat.models import ApiToken, Message
+from tests.factories import make_room, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client():
+    client = Client()
+    client.force_login(make_user("admin", is_staff=True, is_superuser=True))
+    return client
+
+
+def test_admin_lists_every_model(admin_client):
+    for url in ("/admin/chat/room/", "/admin/chat/message/", "/admin/chat/apitoken/", "/admin/auth/user/",
+                "/admin/chat/room/add/", "/admin/chat/apitoken/add/"):
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_room_change_page_has_memberships_inline(admin_client):
+    room = make_room("crew", members=[make_user("pat")])
+    page = admin_client.get(f"/admin/chat/room/{room.pk}/change/")
+    assert page.status_code == 200 and b"memberships-TOTAL_FORMS" in page.content
+
+
+def test_messages_can_be_searched_filtered_and_deleted(admin_client):
+    room, other = make_room("crew"), make_room("other")
+    user = make_user()
+    frame, _ = services.message_create(room=room, user=user, body="needle in a haystack", client_id=None)
+    services.message_create(room=other, user=user, body="unrelated", client_id=None)
+    found = admin_client.get("/admin/chat/message/", {"q": "needle"})
+    assert b"needle in a haystack" in found.content and b"unrelated" not in found.content
+    filtered = admin_client.get("/admin/chat/message/", {"room__id__exact": other.pk})
+    assert b"unrelated" in filtered.content and b"needle" not in filtered.content
+    response = admin_client.post(f"/admin/chat/message/{frame['id']}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Message.objects.filter(pk=frame["id"]).exists()
+
+
+def test_token_added_in_admin_is_shown_once_and_works(admin_client):
+    owner = make_user("bot-owner")
+    response = admin_client.post("/admin/chat/apitoken/add/", {"user": owner.pk, "name": "bot"}, follow=True)
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    raw = shown[0].split(": ", 1)[1].split(" ", 1)[0]
+    assert services.token_authenticate(raw=raw) == owner
+    token = ApiToken.objects.get(user=owner)
+    admin_client.post("/admin/chat/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert services.token_authenticate(raw=raw) is None
