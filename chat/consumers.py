@@ -1,5 +1,6 @@
 """The room socket: decode frames, check the scope, call services, relay room events."""
 
+import asyncio
 import logging
 import time
 import uuid
@@ -9,7 +10,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from chat import broadcast, events, frames, selectors, services
+from chat import broadcast, events, frames, selectors, services, uploads
 from chat.errors import ChatError
 from chat.presence import get_presence_store
 from chat.presence.runner import ensure_heartbeat
@@ -26,6 +27,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     room = None
     user_obj: events.User | None = None
+    # An accepted `upload` header waiting for its binary frame, and its expiry timer.
+    pending_upload: uploads.UploadHeader | None = None
+    upload_timer: asyncio.TimerHandle | None = None
+    # Set when an upload header was refused: its bytes, if they follow, are dropped quietly.
+    discard_next_binary = False
 
     async def connect(self):
         self.connection_id = uuid.uuid4().hex
@@ -90,6 +96,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return messages, last_seq, more
 
     async def disconnect(self, code):
+        self._take_pending_upload()
         if self.room is None:
             return
         await self.channel_layer.group_discard(broadcast.room_group(self.room.slug), self.channel_name)
@@ -111,7 +118,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         try:
             if bytes_data is not None:
-                raise ChatError("bad_request", "binary frame with no upload pending; the bytes were discarded")
+                return await self.receive_upload_bytes(bytes_data)
+            self.discard_next_binary = False
+            abandoned = self._take_pending_upload()
+            if abandoned is not None:
+                await self.send_error(
+                    ChatError("bad_request", "the upload's binary frame must come next; nothing stored",
+                              client_id=abandoned.client_id)
+                )
             frame = frames.decode(text_data)
             await getattr(self, "frame_" + frame["type"])(frame)
         except ChatError as exc:
@@ -126,9 +140,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def frame_message(self, frame):
         body, client_id = services.message_validate(body=frame.get("body"), client_id=frame.get("client_id"))
+        await self._store_and_broadcast(body=body, client_id=client_id)
+
+    async def _store_and_broadcast(self, *, body, client_id, attachment=None):
         try:
             message, created = await database_sync_to_async(services.message_create)(
-                room=self.room, user=self.user, body=body, client_id=client_id
+                room=self.room, user=self.user, body=body, client_id=client_id, attachment=attachment
             )
         except ChatError as exc:
             exc.client_id = client_id
@@ -165,7 +182,39 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(events.pong(ts=frames.check_ping(frame)))
 
     async def frame_upload(self, frame):
-        raise ChatError("bad_request", "uploads are not enabled on this server", client_id=_client_id_of(frame))
+        try:
+            header = uploads.upload_check(frame)
+        except ChatError:
+            self.discard_next_binary = True
+            raise
+        self.pending_upload = header
+        self.upload_timer = asyncio.get_running_loop().call_later(
+            settings.CHAT_UPLOAD_TIMEOUT, lambda: asyncio.ensure_future(self._upload_expired(header))
+        )
+
+    async def receive_upload_bytes(self, data: bytes):
+        header = self._take_pending_upload()
+        if header is None:
+            if self.discard_next_binary:
+                self.discard_next_binary = False
+                return
+            raise ChatError("bad_request", "binary frame with no upload pending; the bytes were discarded")
+        upload = uploads.upload_complete(header, data)
+        await self._store_and_broadcast(body=header.body, client_id=header.client_id, attachment=upload)
+
+    async def _upload_expired(self, header):
+        if self.pending_upload is header:
+            self._take_pending_upload()
+            await self.send_error(
+                ChatError("bad_request", "the upload's bytes never came; nothing stored", client_id=header.client_id)
+            )
+
+    def _take_pending_upload(self) -> uploads.UploadHeader | None:
+        header, self.pending_upload = self.pending_upload, None
+        if self.upload_timer is not None:
+            self.upload_timer.cancel()
+            self.upload_timer = None
+        return header
 
     # -- events from the room group -------------------------------------------
 
@@ -189,8 +238,3 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def send_error(self, exc: ChatError):
         await self.send_frame(events.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
-
-
-def _client_id_of(frame) -> str | None:
-    value = frame.get("client_id")
-    return value if isinstance(value, str) and len(value) <= 64 else None

@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat import events, selectors
+from chat import events, selectors, uploads
 from chat.errors import ChatError
 from chat.models import ApiToken, Membership, Message, Room
 
@@ -57,7 +57,12 @@ def _seq_next(*, room_id: int) -> int:
 
 
 def message_create(
-    *, room: Room, user: AbstractBaseUser, body: str, client_id: str | None
+    *,
+    room: Room,
+    user: AbstractBaseUser,
+    body: str,
+    client_id: str | None,
+    attachment: "uploads.UploadedFile | None" = None,
 ) -> tuple[events.Frame, bool]:
     """Store a message with the room's next seq; return its frame and whether it is new.
 
@@ -66,20 +71,29 @@ def message_create(
     message: PostgreSQL holds the room row lock until commit and SQLite (IMMEDIATE mode)
     holds the database write lock, so seqs are gap-free and commit-ordered on both.
     """
+    # The bytes are written before the transaction, so the room's row lock is never held
+    # during file I/O; any path that does not commit them deletes them.
+    saved = uploads.attachment_save(attachment, when=timezone.now()) if attachment else None
     try:
         with transaction.atomic():
             if client_id is not None:
                 existing = _message_by_client_id(room=room, user=user, client_id=client_id)
                 if existing is not None:
+                    uploads.attachment_discard(saved)
                     return selectors.message_to_frame(existing, room_slug=room.slug), False
             seq = _seq_next(room_id=room.pk)
             message = Message.objects.create(room_id=room.pk, seq=seq, user=user, body=body, client_id=client_id)
+            stored = uploads.attachment_create(message=message, upload=attachment, saved=saved) if saved else None
     except IntegrityError:
+        uploads.attachment_discard(saved)
         # A concurrent request with the same client_id won the race; its row is the answer.
         existing = _message_by_client_id(room=room, user=user, client_id=client_id) if client_id else None
         if existing is None:
             raise
         return selectors.message_to_frame(existing, room_slug=room.slug), False
+    except BaseException:
+        uploads.attachment_discard(saved)
+        raise
     frame = events.message_obj(
         message_id=message.pk,
         seq=seq,
@@ -88,6 +102,7 @@ def message_create(
         body=body,
         created=message.created,
         client_id=client_id,
+        attachment=selectors.attachment_obj(stored, room_slug=room.slug) if stored else None,
     )
     return frame, True
 

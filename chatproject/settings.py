@@ -193,6 +193,13 @@ if env_bool("DJANGO_BEHIND_PROXY", False):
 CHAT_MAX_BODY_CHARS = env_int("CHAT_MAX_BODY_CHARS", 4000)
 CHAT_MAX_TEXT_FRAME_BYTES = env_int("CHAT_MAX_TEXT_FRAME_BYTES", 64 * 1024)
 CHAT_MAX_ATTACHMENT_BYTES = env_int("CHAT_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
+CHAT_ALLOWED_CONTENT_TYPES = env_list(
+    "CHAT_ALLOWED_CONTENT_TYPES",
+    ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain",
+     "application/zip", "application/octet-stream"],
+)
+# Seconds an upload header waits for its binary frame before it is dropped.
+CHAT_UPLOAD_TIMEOUT = float(env_str("CHAT_UPLOAD_TIMEOUT", "30"))
 CHAT_HELLO_LATEST = env_int("CHAT_HELLO_LATEST", 50)
 CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000)
 CHAT_HISTORY_MAX = 100

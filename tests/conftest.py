@@ -5,13 +5,13 @@ from django.test import override_settings
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _plain_static_storage():
-    """Serve static files from the app folders: the unit and consumer tiers run no collectstatic."""
+def _test_storage(tmp_path_factory):
+    """Serve static files from the app folders (no collectstatic) and keep uploads in a temp folder."""
     storages = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    with override_settings(STORAGES=storages):
+    with override_settings(STORAGES=storages, MEDIA_ROOT=str(tmp_path_factory.mktemp("media"))):
         yield
 
 

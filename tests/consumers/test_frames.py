@@ -97,7 +97,10 @@ async def test_ping_gets_pong_with_the_same_ts(people, open_socket):
         ('{"type": "history", "before": 9, "limit": 101}', "bad_request"),
         ('{"type": "history", "before": true}', "bad_request"),
         ('{"type": "ping"}', "bad_request"),
-        ('{"type": "upload", "name": "a.txt", "content_type": "text/plain", "size": 1}', "bad_request"),
+        ('{"type": "upload", "name": "a.txt", "content_type": "text/plain", "size": 0}', "bad_request"),
+        ('{"type": "upload", "name": "", "content_type": "text/plain", "size": 3}', "bad_request"),
+        ('{"type": "upload", "name": "a.exe", "content_type": "application/x-msdownload", "size": 3}', "unsupported_type"),
+        ('{"type": "upload", "name": "big.bin", "content_type": "text/plain", "size": 99999999999}', "too_large"),
     ],
 )
 async def test_bad_frames_get_an_error_and_the_socket_carries_on(people, open_socket, frame, code):
