@@ -14,12 +14,14 @@ from chat import broadcast, events, frames, selectors, services, uploads
 from chat.errors import ChatError
 from chat.presence import get_presence_store
 from chat.presence.runner import ensure_heartbeat
+from chat.ratelimit import get_rate_limiter
 
 log = logging.getLogger(__name__)
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY_CONNECTIONS = 4429
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -58,7 +60,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # Subscribe first, then snapshot: a message committed in between reaches the
         # client twice at worst, and clients drop duplicates by seq.
         await self.channel_layer.group_add(broadcast.room_group(room.slug), self.channel_name)
-        change = await get_presence_store().join(room=room.slug, user=self.user_obj, connection=self.connection_id)
+        change = await get_presence_store().join(
+            room=room.slug,
+            user=self.user_obj,
+            connection=self.connection_id,
+            max_connections=settings.CHAT_MAX_CONNECTIONS_PER_USER,
+        )
+        if change.refused:
+            await self.channel_layer.group_discard(broadcast.room_group(room.slug), self.channel_name)
+            self.room = None
+            log.warning("ws close 4429 room=%s user=%s: connection cap reached", room.slug, user.pk)
+            return await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
         after_error = None
         try:
             after = frames.parse_after(self.scope.get("query_string", b""))
@@ -143,6 +155,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._store_and_broadcast(body=body, client_id=client_id)
 
     async def _store_and_broadcast(self, *, body, client_id, attachment=None):
+        if not await get_rate_limiter().take(f"{self.room.slug}:{self.user_obj['id']}"):
+            log.warning("rate limited room=%s user=%s", self.room.slug, self.user_obj["id"])
+            raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)", client_id=client_id)
         try:
             message, created = await database_sync_to_async(services.message_create)(
                 room=self.room, user=self.user, body=body, client_id=client_id, attachment=attachment

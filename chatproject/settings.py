@@ -213,6 +213,15 @@ CHAT_PRESENCE_BACKEND = env_str(
     "chat.presence.redis.RedisPresenceStore" if REDIS_URL else "chat.presence.memory.MemoryPresenceStore",
 )
 
+CHAT_RATE_BURST = float(env_str("CHAT_RATE_BURST", "10"))
+CHAT_RATE_PER_SECOND = float(env_str("CHAT_RATE_PER_SECOND", "5"))
+CHAT_RATE_LIMIT_BACKEND = env_str(
+    "CHAT_RATE_LIMIT_BACKEND",
+    "chat.ratelimit.redis.RedisRateLimiter" if REDIS_URL else "chat.ratelimit.memory.MemoryRateLimiter",
+)
+# Open sockets one user may hold across all workers; more are closed with 4429.
+CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 20)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

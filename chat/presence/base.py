@@ -12,6 +12,8 @@ class PresenceChange:
     online: list[User]
     joined: list[User] = field(default_factory=list)
     left: list[User] = field(default_factory=list)
+    # join only: the user already holds max_connections sockets, so nothing was recorded.
+    refused: bool = False
 
     @property
     def changed(self) -> bool:
@@ -27,8 +29,12 @@ class PresenceStore:
     # Backends shared between workers set this: the worker then runs heartbeat() on a timer.
     needs_heartbeat = False
 
-    async def join(self, *, room: str, user: User, connection: str) -> PresenceChange:
-        """Record an open connection; the user is in `joined` if it is their first in the room."""
+    async def join(self, *, room: str, user: User, connection: str, max_connections: int = 0) -> PresenceChange:
+        """Record an open connection; the user is in `joined` if it is their first in the room.
+
+        With max_connections > 0, a user who already holds that many sockets (in any room)
+        is refused and nothing is recorded.
+        """
         raise NotImplementedError
 
     async def leave(self, *, room: str, user: User, connection: str) -> PresenceChange:

@@ -8,18 +8,26 @@ class MemoryPresenceStore(PresenceStore):
     def __init__(self) -> None:
         # room -> user id -> (user object, open connection names)
         self._rooms: dict[str, dict[int, tuple[User, set[str]]]] = {}
+        self._per_user: dict[int, int] = {}  # user id -> open connections in all rooms
 
     def _online(self, room: str) -> list[User]:
         users = self._rooms.get(room, {})
         return sorted((user for user, _ in users.values()), key=lambda u: (u["username"], u["id"]))
 
-    async def join(self, *, room: str, user: User, connection: str) -> PresenceChange:
+    async def join(self, *, room: str, user: User, connection: str, max_connections: int = 0) -> PresenceChange:
         users = self._rooms.setdefault(room, {})
         entry = users.get(user["id"])
+        if entry is not None and connection in entry[1]:
+            return PresenceChange(online=self._online(room))
+        if max_connections and self._per_user.get(user["id"], 0) >= max_connections:
+            if not users:
+                del self._rooms[room]
+            return PresenceChange(online=self._online(room), refused=True)
         first = entry is None
         if first:
             entry = users[user["id"]] = (user, set())
         entry[1].add(connection)
+        self._per_user[user["id"]] = self._per_user.get(user["id"], 0) + 1
         return PresenceChange(online=self._online(room), joined=[user] if first else [])
 
     async def leave(self, *, room: str, user: User, connection: str) -> PresenceChange:
@@ -28,6 +36,11 @@ class MemoryPresenceStore(PresenceStore):
         if entry is None or connection not in entry[1]:
             return PresenceChange(online=self._online(room))
         entry[1].discard(connection)
+        remaining = self._per_user.get(user["id"], 1) - 1
+        if remaining > 0:
+            self._per_user[user["id"]] = remaining
+        else:
+            self._per_user.pop(user["id"], None)
         last = not entry[1]
         if last:
             del users[user["id"]]

@@ -7,6 +7,7 @@ Keys (prefix `chat:presence:`):
 - `worker:<worker>`    set   "<room>|<worker>|<connection>" this worker holds open
 - `alive:<worker>`     string with a TTL, refreshed by the worker's heartbeat
 - `workers`            set   of worker ids that may hold connections
+- `user:<id>`          string: the user's open connections in all rooms (for the per-user cap)
 
 Join and leave are Lua scripts, so they are atomic across workers: a user is in `joined`
 only when their count goes 0 -> 1 and in `left` only when it goes 1 -> 0. Leaving an
@@ -32,7 +33,11 @@ PREFIX = "chat:presence:"
 
 JOIN = """
 local field = ARGV[1] .. '|' .. ARGV[2]
-if redis.call('HSETNX', KEYS[1], field, ARGV[3]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], field) == 1 then return 0 end
+local max = tonumber(ARGV[6])
+if max > 0 and tonumber(redis.call('GET', KEYS[6]) or '0') >= max then return -1 end
+redis.call('INCR', KEYS[6])
+redis.call('HSET', KEYS[1], field, ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('SADD', KEYS[4], ARGV[5] .. '|' .. field)
 redis.call('SADD', KEYS[5], ARGV[1])
@@ -44,6 +49,7 @@ LEAVE = """
 local field = ARGV[1] .. '|' .. ARGV[2]
 redis.call('SREM', KEYS[4], ARGV[4] .. '|' .. field)
 if redis.call('HDEL', KEYS[1], field) == 0 then return 0 end
+if redis.call('DECR', KEYS[5]) <= 0 then redis.call('DEL', KEYS[5]) end
 if redis.call('HINCRBY', KEYS[2], ARGV[3], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[3])
   redis.call('HDEL', KEYS[3], ARGV[3])
@@ -56,6 +62,10 @@ return 0
 def _room_keys(room: str) -> list[str]:
     base = f"{PREFIX}room:{room}:"
     return [base + "conns", base + "count", base + "users"]
+
+
+def _user_key(user_id: int | str) -> str:
+    return f"{PREFIX}user:{user_id}"
 
 
 def _worker_key(worker: str) -> str:
@@ -91,20 +101,22 @@ class RedisPresenceStore(PresenceStore):
         users = [json.loads(raw) for raw in (await client.hvals(_room_keys(room)[2]))]
         return sorted(users, key=lambda u: (u["username"], u["id"]))
 
-    async def join(self, *, room: str, user: User, connection: str) -> PresenceChange:
+    async def join(self, *, room: str, user: User, connection: str, max_connections: int = 0) -> PresenceChange:
         client = self._redis()
-        keys = [*_room_keys(room), _worker_key(self.worker_id), WORKERS_KEY]
-        args = [self.worker_id, connection, user["id"], json.dumps(user), room]
+        keys = [*_room_keys(room), _worker_key(self.worker_id), WORKERS_KEY, _user_key(user["id"])]
+        args = [self.worker_id, connection, user["id"], json.dumps(user), room, max_connections]
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(_alive_key(self.worker_id), "1", px=int(self.ttl * 1000))
             pipe.eval(JOIN, len(keys), *keys, *args)
             pipe.hvals(keys[2])
             _, joined, raw_users = await pipe.execute()
         online = sorted((json.loads(raw) for raw in raw_users), key=lambda u: (u["username"], u["id"]))
-        return PresenceChange(online=online, joined=[user] if joined else [])
+        if joined == -1:
+            return PresenceChange(online=online, refused=True)
+        return PresenceChange(online=online, joined=[user] if joined == 1 else [])
 
     async def _leave(self, client, *, room: str, worker: str, user_id: int, connection: str) -> bool:
-        keys = [*_room_keys(room), _worker_key(worker)]
+        keys = [*_room_keys(room), _worker_key(worker), _user_key(user_id)]
         return bool(await client.eval(LEAVE, len(keys), *keys, worker, connection, user_id, room))
 
     async def leave(self, *, room: str, user: User, connection: str) -> PresenceChange:

@@ -6,15 +6,18 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from chat import presence
+from chat import presence, ratelimit
 from chatproject.asgi import application
 
 
 @pytest.fixture(autouse=True)
-def _fresh_presence():
+def _fresh_process_state():
+    """Each test starts with an empty presence store and full rate-limit buckets."""
     presence._store.cache_clear()
+    ratelimit._limiter.cache_clear()
     yield
     presence._store.cache_clear()
+    ratelimit._limiter.cache_clear()
 
 
 def session_cookie(user) -> str:

@@ -97,3 +97,19 @@ async def test_survivor_sweeps_a_dead_worker_once(redis_server, room):
     assert [(r, c.left, c.online) for r, c in changes] == [(room, [ALICE], [BOB])]
     assert await survivor_2.heartbeat() == []  # nothing left to announce
     assert await survivor_2.online(room=room) == [BOB]
+
+
+async def test_connection_cap_counts_every_room_and_frees_on_leave(make_store, room):
+    # Users of their own: the Redis server is shared by the whole session.
+    ALICE = {"id": uuid.uuid4().int % 10**9, "username": "alice"}  # noqa: N806
+    BOB = {"id": ALICE["id"] + 1, "username": "bob"}  # noqa: N806
+    store = make_store()
+    assert not (await store.join(room=room, user=ALICE, connection="c1", max_connections=2)).refused
+    assert not (await store.join(room=room + "-b", user=ALICE, connection="c2", max_connections=2)).refused
+    refused = await store.join(room=room, user=ALICE, connection="c3", max_connections=2)
+    assert refused.refused and refused.joined == []
+    assert not (await store.join(room=room, user=BOB, connection="b1", max_connections=2)).refused
+    await store.leave(room=room, user=ALICE, connection="c1")
+    assert not (await store.join(room=room, user=ALICE, connection="c3", max_connections=2)).refused
+    await store.leave(room=room, user=ALICE, connection="c3")
+    await store.leave(room=room + "-b", user=ALICE, connection="c2")
