@@ -1,0 +1,77 @@
+"""Web hardening: CSP, cookies, HTTPS redirects, and a clean `check --deploy` in production."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client, override_settings
+
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_pages_forbid_inline_script_and_framing():
+    response = Client().get("/accounts/login/")
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_admin_keeps_scripts_strict():
+    client = Client()
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    csp = client.get("/admin/")["Content-Security-Policy"]
+    assert "script-src 'self';" in csp and "style-src 'self' 'unsafe-inline'" in csp
+
+
+def test_session_and_csrf_cookies_are_secure_and_samesite():
+    client = Client()
+    client.get("/accounts/login/")
+    csrf = client.cookies["csrftoken"]
+    assert csrf["secure"] and csrf["samesite"] == "Lax"
+    client.post("/accounts/login/", {"username": make_user("x").username, "password": "correct-horse-battery-staple"})
+    session = client.cookies["sessionid"]
+    assert session["secure"] and session["httponly"] and session["samesite"] == "Lax"
+
+
+def test_every_form_carries_a_csrf_token():
+    client = Client()
+    assert b"csrfmiddlewaretoken" in client.get("/accounts/login/").content
+    assert b"csrfmiddlewaretoken" in client.get("/accounts/signup/").content
+    client.force_login(make_user())
+    assert b"csrfmiddlewaretoken" in client.get("/").content
+
+
+@override_settings(SECURE_SSL_REDIRECT=True, SECURE_SSL_HOST="localhost:8443")
+def test_plain_http_pages_redirect_to_https_but_healthz_answers():
+    response = Client().get("/accounts/login/")
+    assert response.status_code == 301 and response["Location"] == "https://localhost:8443/accounts/login/"
+    assert Client().get("/healthz").status_code == 200
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_ENV": "production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "CHAT_VAR_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_without_a_secret_fails_loudly(tmp_path):
+    env = {**os.environ, "DJANGO_ENV": "production", "CHAT_VAR_DIR": str(tmp_path)}
+    env.pop("DJANGO_SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr
