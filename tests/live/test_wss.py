@@ -10,17 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 pytestmark = pytest.mark.live
-PASSWORD = "live-pass-phrase-42"
-
-
-@pytest.fixture(scope="module")
-def alice(server):
-    return server.create_user("alice", PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def bob(server):
-    return server.create_user("bob", PASSWORD)
+from tests.live.conftest import PASSWORD
 
 
 def ws_connect(server, path="/ws/rooms/lobby/", **kwargs):

@@ -1,0 +1,184 @@
+"""Command-line chat client: `python -m chat.client --url https://localhost:8443 --room lobby`.
+
+Authenticates with a token (--token or CHAT_TOKEN), or fetches one with --username and
+a password (--password or CHAT_PASSWORD). Prints every message of the room as
+`[seq] user: body`, sends each line read from stdin, and reconnects with ?after= when the
+connection drops. At the end of stdin it waits for the server to acknowledge what it
+sent, then exits.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import ssl
+import sys
+import urllib.request
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+FINAL_CLOSE_CODES = {1000: "closed", 4401: "not authenticated", 4403: "not allowed in this room", 4404: "no such room",
+                     4429: "too many connections"}
+
+
+def ssl_context(args) -> ssl.SSLContext | None:
+    if urlsplit(args.url).scheme != "https":
+        return None
+    if args.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=args.cafile)
+
+
+def fetch_token(args, context) -> str:
+    password = args.password or os.environ.get("CHAT_PASSWORD", "")
+    body = json.dumps({"username": args.username, "password": password, "name": "chat.client"}).encode()
+    request = urllib.request.Request(
+        args.url.rstrip("/") + "/api/token/", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, context=context, timeout=15) as response:
+        return json.loads(response.read())["token"]
+
+
+def socket_url(base: str, room: str, after: int | None) -> str:
+    parts = urlsplit(base)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    query = f"after={after}" if after is not None else ""
+    return urlunsplit((scheme, parts.netloc, f"/ws/rooms/{room}/", query, ""))
+
+
+class Client:
+    def __init__(self, args, token: str, context):
+        self.args, self.token, self.context = args, token, context
+        self.highest: int | None = None
+        self.seen: set[int] = set()
+        self.unacked: dict[str, str] = {}  # client_id -> body, resent after a reconnect
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.stdin_done = False
+        self.ws = None
+
+    def show(self, message: dict) -> None:
+        if message["seq"] in self.seen:
+            return
+        self.seen.add(message["seq"])
+        self.highest = max(self.highest or 0, message["seq"])
+        line = f"[{message['seq']}] {message['user']['username']}: {message['body']}"
+        if message.get("attachment"):
+            line += f" [file {message['attachment']['name']}]"
+        print(line, flush=True)
+
+    async def read_stdin(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            if line.strip():
+                client_id = uuid.uuid4().hex
+                self.unacked[client_id] = line.rstrip("\n")
+                await self.outbox.put(client_id)
+        self.stdin_done = True
+        await self.outbox.put(None)
+
+    async def pump_outbox(self, ws) -> None:
+        for client_id, body in list(self.unacked.items()):
+            await ws.send(json.dumps({"type": "message", "body": body, "client_id": client_id}))
+        while True:
+            client_id = await self.outbox.get()
+            if client_id is None:
+                if not self.unacked:
+                    await ws.close()
+                    return
+                continue
+            if client_id in self.unacked:
+                await ws.send(json.dumps({"type": "message", "body": self.unacked[client_id], "client_id": client_id}))
+
+    async def session(self) -> int | None:
+        """Run one connection; return a final close code, or None to reconnect."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        url = socket_url(self.args.url, self.args.room, self.highest)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            async with connect(url, ssl=self.context, additional_headers=headers, open_timeout=15) as ws:
+                sender = asyncio.create_task(self.pump_outbox(ws))
+                try:
+                    async for raw in ws:
+                        frame = json.loads(raw)
+                        kind = frame.get("type")
+                        if kind == "hello":
+                            for message in frame["messages"]:
+                                self.show(message)
+                        elif kind == "message":
+                            self.show(frame)
+                        elif kind == "ack":
+                            self.unacked.pop(frame.get("client_id"), None)
+                            if self.stdin_done and not self.unacked:
+                                await self.outbox.put(None)
+                        elif kind == "error":
+                            print(f"! {frame['code']}: {frame['detail']}", file=sys.stderr, flush=True)
+                            if frame.get("client_id") in self.unacked and frame["code"] != "unavailable":
+                                self.unacked.pop(frame["client_id"])  # refused for good; don't resend
+                                if self.stdin_done and not self.unacked:
+                                    await self.outbox.put(None)
+                finally:
+                    sender.cancel()
+                code = ws.close_code
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+        except (OSError, asyncio.TimeoutError) as exc:
+            print(f"! connection failed: {exc}", file=sys.stderr, flush=True)
+            return None
+        if code in FINAL_CLOSE_CODES:
+            return code
+        return None
+
+    async def run(self) -> int:
+        reader = asyncio.create_task(self.read_stdin())
+        attempt = 0
+        try:
+            while True:
+                code = await self.session()
+                if code is not None:
+                    if code != 1000:
+                        print(f"! {FINAL_CLOSE_CODES[code]} ({code})", file=sys.stderr, flush=True)
+                    return 0 if code == 1000 else 1
+                if self.stdin_done and not self.unacked:
+                    return 0
+                attempt += 1
+                if self.args.max_retries and attempt > self.args.max_retries:
+                    return 2
+                delay = 0.5 + random.random() * (min(20.0, 0.5 * 2**attempt) - 0.5)
+                print(f"! reconnecting in {delay:.1f}s", file=sys.stderr, flush=True)
+                await asyncio.sleep(delay)
+        finally:
+            reader.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chat.client", description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get("CHAT_URL", "https://localhost:8443"))
+    parser.add_argument("--room", default="lobby")
+    parser.add_argument("--token", default=os.environ.get("CHAT_TOKEN"))
+    parser.add_argument("--username")
+    parser.add_argument("--password")
+    parser.add_argument("--cafile", help="trust this certificate (e.g. var/tls/cert.pem)")
+    parser.add_argument("--insecure", action="store_true", help="skip certificate checks")
+    parser.add_argument("--max-retries", type=int, default=0, help="give up after this many reconnects (0: never)")
+    args = parser.parse_args(argv)
+    context = ssl_context(args)
+    token = args.token or (fetch_token(args, context) if args.username else None)
+    if not token:
+        parser.error("give --token (or CHAT_TOKEN), or --username and a password")
+    try:
+        return asyncio.run(Client(args, token, context).run())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

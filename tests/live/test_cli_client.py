@@ -1,0 +1,35 @@
+"""The command-line client against the real server: logs in, prints the room, sends stdin."""
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.live.conftest import PASSWORD
+from tests.live.test_wss import recv_json, recv_type, ws_connect
+from tests.support.server import REPO
+
+pytestmark = pytest.mark.live
+
+
+async def test_cli_prints_the_room_and_sends_stdin_lines(server, alice, bob):
+    headers = {"Authorization": f"Bearer {bob['token']}"}
+    async with ws_connect(server, "/ws/rooms/lobby/", additional_headers=headers) as bob_ws:
+        await recv_json(bob_ws)
+        await bob_ws.send(json.dumps({"type": "message", "body": "hello cli", "client_id": "cli-bob"}))
+        before = await recv_type(bob_ws, "ack")
+        assert (await recv_type(bob_ws, "message"))["body"] == "hello cli"  # bob's own copy
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chat.client", "--url", server.origin, "--room", "lobby",
+            "--username", "alice", "--password", PASSWORD, "--cafile", str(server.cert), "--max-retries", "1",
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(b"first line\nsecond line\n"), timeout=60)
+        assert process.returncode == 0, err.decode()
+        lines = out.decode().splitlines()
+        assert f"[{before['seq']}] bob: hello cli" in lines
+        seen = [(await recv_type(bob_ws, "message"))["body"] for _ in range(2)]
+        assert seen == ["first line", "second line"]
+        assert any(line.endswith("alice: second line") for line in lines)
