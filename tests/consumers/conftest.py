@@ -36,10 +36,12 @@ class Socket:
         return await self.comm.connect(timeout=5)
 
     async def send(self, frame) -> None:
-        await self.comm.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+        # send_input, not send_to: send_to refuses the empty frames real clients can send.
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        await self.comm.send_input({"type": "websocket.receive", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
-        await self.comm.send_to(bytes_data=data)
+        await self.comm.send_input({"type": "websocket.receive", "bytes": data})
 
     async def recv(self, timeout: float = 5) -> dict:
         return json.loads(await self.comm.receive_from(timeout=timeout))

@@ -1,0 +1,126 @@
+"""docker-compose.yml, as Compose itself reads it, deploys what deploy/cluster.py runs natively."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy.cluster import WORKER_COMMAND, Cluster, django_env
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = {"redis", "postgres", "migrate", "web", "nginx"}
+
+
+def compose_config(**env: str) -> subprocess.CompletedProcess:
+    """Run `docker-compose config` on the repository's compose file."""
+    if not shutil.which("docker-compose"):
+        pytest.fail("docker-compose is missing: `make test` installs Debian's docker-compose package")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "CHAT_"))}
+    return subprocess.run(
+        ["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
+        cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    result = compose_config(DJANGO_SECRET_KEY="test-only-secret")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def nginx_files(config) -> dict[str, str]:
+    """The nginx config files mounted into the nginx service, by container path."""
+    files = {}
+    for volume in config["services"]["nginx"]["volumes"]:
+        source, target = (volume["source"], volume["target"]) if isinstance(volume, dict) else volume.split(":")[:2]
+        if source.startswith("/") and Path(source).is_file():
+            files[target] = Path(source).read_text()
+    return files
+
+
+def test_compose_defines_every_service_of_the_cluster(config):
+    assert SERVICES <= set(config["services"])
+
+
+def test_compose_refuses_to_start_without_a_secret_key():
+    result = compose_config()
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_web_runs_the_same_server_command_as_cluster_workers(config):
+    web = config["services"]["web"]
+    assert "entrypoint" not in web
+    assert web["command"] == ["python", *WORKER_COMMAND]
+
+
+def test_web_environment_has_every_setting_the_native_cluster_sets(config):
+    native = django_env(database_url="postgres://x/chat", redis_url="redis://x/0", var_dir=Path("/v"), secret_key="k")
+    web_env = config["services"]["web"]["environment"]
+    assert set(native) <= set(web_env)
+    assert web_env["DATABASE_URL"].startswith("postgres://")
+    assert web_env["REDIS_URL"].startswith("redis://")
+    assert web_env["DJANGO_BEHIND_PROXY"] == native["DJANGO_BEHIND_PROXY"] == "1"
+    assert web_env["DJANGO_ENV"] == "production"
+
+
+def test_web_can_be_scaled(config):
+    web = config["services"]["web"]
+    assert "container_name" not in web
+    assert "ports" not in web
+
+
+def test_web_starts_after_migrations_and_redis(config):
+    depends = config["services"]["web"]["depends_on"]
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert depends["redis"]["condition"] == "service_healthy"
+    assert "healthz" in " ".join(config["services"]["web"]["healthcheck"]["test"])
+
+
+def test_nginx_publishes_https(config):
+    ports = config["services"]["nginx"]["ports"]
+    targets = {p["target"] if isinstance(p, dict) else int(str(p).rsplit(":", 1)[-1]) for p in ports}
+    assert 443 in targets
+
+
+def test_compose_nginx_proxies_websockets_with_upgrade_headers(nginx_files):
+    template = nginx_files["/etc/nginx/templates/default.conf.template"]
+    ws = re.search(r"location /ws/ \{(.*?)\}", template, re.S)
+    assert ws and "proxy_pass http://chat_workers;" in ws.group(1)
+    # The proxy headers live in a shared include; it must be mounted where the template includes it.
+    included = [nginx_files[path] for path in re.findall(r"^\s*include (\S+);", template, re.M)]
+    headers = template + "".join(included)
+    assert "proxy_set_header Upgrade $http_upgrade;" in headers
+    assert "proxy_set_header Connection $connection_upgrade;" in headers
+    assert re.search(r"map \$http_upgrade \$connection_upgrade", template)
+
+
+def test_compose_nginx_finds_every_web_replica(config, nginx_files):
+    template = nginx_files["/etc/nginx/templates/default.conf.template"]
+    upstream = re.search(r"upstream chat_workers \{(.*?)\}", template, re.S).group(1)
+    assert re.search(r"server web:8000 resolve\b", upstream)
+    assert "zone " in upstream  # without it nginx refuses `resolve` at start
+    assert "resolver 127.0.0.11" in upstream
+    # `resolve` in an upstream server is in open source nginx from 1.27.3 on.
+    version = re.match(r"nginx:(\d+)\.(\d+)", config["services"]["nginx"]["image"])
+    assert version and (int(version[1]), int(version[2])) >= (1, 28)
+
+
+def test_native_nginx_config_is_accepted_by_nginx(tmp_path):
+    if not shutil.which("nginx"):
+        pytest.fail("nginx is missing: `make test` installs Debian's nginx package")
+    cluster = Cluster(tmp_path, workers=3)
+    subprocess.run(["sh", str(REPO / "deploy/make-cert.sh"), str(cluster.cert.parent)], check=True, capture_output=True)
+    (tmp_path / "nginx" / "tmp").mkdir(parents=True)
+    (tmp_path / "nginx" / "logs").mkdir()
+    (tmp_path / "nginx" / "nginx.conf").write_text(cluster.nginx_config())
+    result = subprocess.run(["nginx", "-t", "-p", f"{tmp_path}/nginx/", "-c", "nginx.conf", "-e", "stderr"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "@" not in cluster.nginx_config().replace("$", "")  # every placeholder filled

@@ -1,0 +1,73 @@
+"""Check that a frame from the server is a well-formed protocol frame (PROTOCOL.md section 4)."""
+
+from datetime import datetime
+
+ERROR_CODES = {"bad_json", "bad_request", "too_long", "too_large", "unsupported_type", "rate_limited", "unavailable",
+               "forbidden"}
+
+
+def _user(value) -> None:
+    assert isinstance(value, dict) and set(value) == {"id", "username"}, value
+    assert isinstance(value["id"], int) and isinstance(value["username"], str)
+
+
+def _time(value) -> None:
+    assert isinstance(value, str) and (value.endswith("Z") or value.endswith("+00:00")), value
+    datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _message(value) -> None:
+    assert {"id", "seq", "room", "user", "body", "created", "client_id", "attachment"} <= set(value), value
+    assert isinstance(value["id"], int) and isinstance(value["seq"], int) and value["seq"] >= 1
+    assert isinstance(value["room"], str) and isinstance(value["body"], str)
+    _user(value["user"])
+    _time(value["created"])
+    assert value["client_id"] is None or isinstance(value["client_id"], str)
+    attachment = value["attachment"]
+    if attachment is not None:
+        assert set(attachment) == {"url", "name", "content_type", "size"}, attachment
+
+
+def _ordered(messages) -> None:
+    assert isinstance(messages, list)
+    for m in messages:
+        _message(m)
+    seqs = [m["seq"] for m in messages]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+
+
+def assert_valid_frame(frame: dict) -> None:
+    """Fail unless frame has a known type and exactly the fields the protocol gives it."""
+    assert isinstance(frame, dict) and isinstance(frame.get("type"), str), frame
+    kind = frame["type"]
+    if kind == "hello":
+        assert {"user", "room", "online", "messages", "last_seq", "truncated"} <= set(frame)
+        _user(frame["user"])
+        assert set(frame["room"]) == {"slug", "name", "private"}
+        for u in frame["online"]:
+            _user(u)
+        _ordered(frame["messages"])
+        assert isinstance(frame["last_seq"], int) and isinstance(frame["truncated"], bool)
+    elif kind == "message":
+        _message(frame)
+    elif kind == "ack":
+        assert set(frame) == {"type", "client_id", "id", "seq"}, frame
+        assert isinstance(frame["id"], int) and isinstance(frame["seq"], int)
+    elif kind == "presence":
+        assert set(frame) == {"type", "online", "joined", "left"}, frame
+        for key in ("online", "joined", "left"):
+            for u in frame[key]:
+                _user(u)
+    elif kind == "typing":
+        assert set(frame) == {"type", "user", "active"} and isinstance(frame["active"], bool), frame
+        _user(frame["user"])
+    elif kind == "history":
+        assert set(frame) == {"type", "messages", "has_more"} and isinstance(frame["has_more"], bool), frame
+        _ordered(frame["messages"])
+    elif kind == "pong":
+        assert set(frame) == {"type", "ts"}, frame
+    elif kind == "error":
+        assert {"type", "code", "detail"} <= set(frame) <= {"type", "code", "detail", "client_id"}, frame
+        assert frame["code"] in ERROR_CODES and isinstance(frame["detail"], str) and frame["detail"]
+    else:
+        raise AssertionError(f"unknown frame type {kind!r}")
