@@ -5,11 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VAR := var
 TLS := $(VAR)/tls
+WORKERS ?= 2
+CLUSTER_SERVICES := redis-server postgresql nginx openssl
 
-.PHONY: run test test-unit test-consumers test-live test-browser deps test-deps cert clean help
+.PHONY: run cluster cluster-stop test test-unit test-consumers test-live test-browser test-cluster deps test-deps cert clean help
 
 help:
 	@echo "make run   - serve the chat at https://localhost:8443 (SQLite, in-memory layer, one Daphne)"
+	@echo "make cluster [WORKERS=N] - the multi-worker way: N Daphne workers behind nginx on Redis and"
+	@echo "             PostgreSQL, at https://localhost:8443 (state in var/cluster); make cluster-stop"
 	@echo "make test  - install what the suite needs and run every test tier"
 
 $(VENV)/.deps: requirements.txt
@@ -41,8 +45,16 @@ run: $(VENV)/.deps $(TLS)/cert.pem
 	CHAT_TLS_CERT=$(TLS)/cert.pem CHAT_TLS_KEY=$(TLS)/key.pem CHAT_PORT=$${CHAT_PORT:-8443} \
 	  CHAT_BIND=$${CHAT_BIND:-127.0.0.1,::1} $(PY) -m chatproject.server
 
+# The multi-worker way to run it, as in production: see deploy/cluster.py and docker-compose.yml.
+cluster: $(VENV)/.deps
+	sh deploy/install-system-deps.sh $(CLUSTER_SERVICES)
+	$(PY) deploy/cluster.py start --workers $(WORKERS) --dir $(VAR)/cluster --https-port 8443 --http-port 8080
+
+cluster-stop:
+	$(PY) deploy/cluster.py stop --dir $(VAR)/cluster
+
 test: $(VENV)/.test-deps
-	sh deploy/install-system-deps.sh openssl chromium
+	sh deploy/install-system-deps.sh openssl chromium $(CLUSTER_SERVICES) docker-compose
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.test-deps
@@ -54,6 +66,9 @@ test-live: $(VENV)/.test-deps
 test-browser: $(VENV)/.test-deps
 	sh deploy/install-system-deps.sh chromium
 	$(PY) -m pytest tests/browser
+test-cluster: $(VENV)/.test-deps
+	sh deploy/install-system-deps.sh $(CLUSTER_SERVICES) docker-compose
+	$(PY) -m pytest tests/cluster
 
 clean:
 	rm -rf $(VENV) .pytest_cache

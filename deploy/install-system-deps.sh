@@ -7,7 +7,8 @@ for pkg in "$@"; do
     case "$pkg" in
         chromium) probe=/usr/bin/chromium ;;
         redis-server) probe=/usr/bin/redis-server ;;
-        postgresql) probe=/usr/lib/postgresql ;;
+        # The server binary, not the directory: postgresql-client alone creates that too.
+        postgresql) probe=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | head -n 1) ;;
         nginx) probe=/usr/sbin/nginx ;;
         docker-compose) probe=/usr/bin/docker-compose ;;
         openssl) probe=/usr/bin/openssl ;;

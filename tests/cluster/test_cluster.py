@@ -92,10 +92,17 @@ async def test_killed_worker_clients_recover_everything_and_its_users_leave(depl
     received: dict[int, dict] = {}  # alice's view, by seq
     sent = 0
 
-    async def sender(ws, label, count):
+    async def sender(ws, label, count, record=None):
+        """Send count messages, each awaited by its ack; record message frames seen on the way."""
         for n in range(count):
             await ws.send(json.dumps({"type": "message", "body": f"{label}-{n}", "client_id": f"{label}-{n}"}))
-            await recv_type(ws, "ack")
+            while True:
+                frame = await recv_json(ws)
+                assert frame["type"] != "error", frame
+                if frame["type"] == "message" and record is not None:
+                    record.setdefault(frame["seq"], frame)
+                if frame["type"] == "ack":
+                    break
 
     observer = await ws_connect(deployment.worker_url(1, path), token=bob["token"]).__aenter__()
     try:
@@ -140,7 +147,7 @@ async def test_killed_worker_clients_recover_everything_and_its_users_leave(depl
             for frame in hello["messages"]:
                 assert frame["seq"] not in received, "a recovered message was delivered twice"
                 received[frame["seq"]] = frame
-            await sender(again, "after", 2)
+            await sender(again, "after", 2, record=received)
             sent += 2
             while len(received) < sent:
                 frame = await recv_type(again, "message")
