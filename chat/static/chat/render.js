@@ -41,11 +41,13 @@ export function formatSize(bytes) {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-/** Return an absolute http(s) URL for `url`, or null for anything else (javascript:, data:). */
-export function safeUrl(url) {
+/** Return `url` as an absolute URL when it is a same-origin path ("/rooms/..."), null otherwise. */
+export function sameOriginUrl(url, page = window.location) {
+  // "//host/..." and "/\\host/..." are protocol-relative, so only a single leading slash counts.
+  if (typeof url !== 'string' || !/^\/(?![/\\])/.test(url)) return null;
   try {
-    const parsed = new URL(url, window.location.href);
-    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : null;
+    const parsed = new URL(url, page.origin);
+    return parsed.origin === page.origin ? parsed.href : null;
   } catch {
     return null;
   }
@@ -66,30 +68,100 @@ export function setMessageTime(node, date) {
   time.title = FULL_FORMAT.format(date);
 }
 
-function buildAttachment(attachment) {
-  const href = safeUrl(attachment.url);
+/** Return "name · size" for a file, or the name alone when the size is unknown. */
+export function fileLabel(name, size) {
+  const human = formatSize(size);
+  return human ? `${name} · ${human}` : name;
+}
+
+function isImage(contentType) {
+  return typeof contentType === 'string' && contentType.startsWith('image/');
+}
+
+/** Build the attachment box of a stored message; null when its URL is not a same-origin path. */
+export function buildAttachment(attachment) {
+  const href = sameOriginUrl(attachment?.url);
   if (!href) return null;
   const name = typeof attachment.name === 'string' && attachment.name ? attachment.name : 'attachment';
   const box = el('div', 'message-attachment');
   const link = el('a');
   link.href = href;
-  link.rel = 'noopener noreferrer';
-  if (typeof attachment.content_type === 'string' && attachment.content_type.startsWith('image/')) {
-    link.target = '_blank';
+  if (isImage(attachment.content_type)) {
     link.className = 'attachment-image';
+    link.target = '_blank';
+    link.rel = 'noopener';
+    link.title = fileLabel(name, attachment.size);
     const img = el('img', 'attachment-thumb');
-    img.src = href;
-    img.alt = name;
     img.loading = 'lazy';
+    img.alt = name;
+    img.src = href;
     link.append(img);
   } else {
     link.className = 'attachment-link';
     link.download = name;
-    const size = formatSize(attachment.size);
-    link.textContent = size ? `${name} (${size})` : name;
+    link.textContent = fileLabel(name, attachment.size);
   }
   box.append(link);
   return box;
+}
+
+/** Put a stored message's attachment in `node`, replacing the local preview of an upload. */
+export function setAttachment(node, attachment) {
+  const box = buildAttachment(attachment);
+  if (!box) return false;
+  const old = node.querySelector('.message-attachment');
+  if (old) {
+    releasePreview(old);
+    old.replaceWith(box);
+  } else {
+    node.append(box);
+  }
+  return true;
+}
+
+/** Return whether `node` still shows the local stand-in of an upload rather than the stored file. */
+export function hasLocalAttachment(node) {
+  return node.querySelector('.message-attachment.attachment-local') !== null;
+}
+
+function releasePreview(box) {
+  for (const img of box.querySelectorAll('img[src^="blob:"]')) URL.revokeObjectURL(img.src);
+}
+
+/** Build the pending node of a file this page is uploading: name, size, a preview for images, progress. */
+export function buildUploadMessage({ clientId, user, body, file, created }) {
+  const node = buildMessage({ clientId, user, body, created, own: true, pending: true });
+  node.classList.add('uploading');
+  const name = file.name || 'file';
+  const box = el('div', 'message-attachment attachment-local');
+  if (isImage(file.type) && typeof URL.createObjectURL === 'function') {
+    const img = el('img', 'attachment-preview');
+    img.alt = name;
+    img.src = URL.createObjectURL(file);
+    box.append(img);
+  }
+  box.append(el('span', 'attachment-name', fileLabel(name, file.size)));
+  const progress = el('div', 'upload-progress');
+  const bar = el('progress', 'upload-bar');
+  bar.max = 100;
+  bar.value = 0;
+  progress.append(bar, el('span', 'upload-status', 'Waiting to upload…'));
+  node.append(box, progress);
+  return node;
+}
+
+/** Show how much of an upload has gone out: `share` from 0 to 1. */
+export function setUploadProgress(node, share) {
+  const percent = Math.round(Math.min(1, Math.max(0, share)) * 100);
+  const bar = node.querySelector('.upload-bar');
+  if (bar) bar.value = percent;
+  const status = node.querySelector('.upload-status');
+  if (status) status.textContent = `Uploading ${percent}%`;
+}
+
+function setUploadStatus(node, text) {
+  const status = node.querySelector('.upload-status');
+  if (status) status.textContent = text;
 }
 
 /** Build the DOM node of one message (confirmed when `seq` is given, pending otherwise). */
@@ -116,16 +188,18 @@ export function buildMessage({ seq, clientId, user, body, created, attachment, o
 /** Turn a pending or failed node into a confirmed one with `seq`. */
 export function confirmNode(node, seq) {
   node.dataset.seq = String(seq);
-  node.classList.remove('pending', 'failed');
+  node.classList.remove('pending', 'failed', 'uploading');
   node.removeAttribute('title');
   node.querySelector('.message-retry')?.remove();
+  node.querySelector('.upload-progress')?.remove();
 }
 
 /** Mark a pending node as refused by the server, with a retry button. */
 export function markNodeFailed(node, detail) {
-  node.classList.remove('pending');
+  node.classList.remove('pending', 'uploading');
   node.classList.add('failed');
   node.title = detail || 'Not sent';
+  setUploadStatus(node, detail ? `Not uploaded: ${detail}` : 'Not uploaded');
   if (!node.querySelector('.message-retry')) {
     const retry = el('button', 'message-retry', 'Retry');
     retry.type = 'button';
@@ -139,6 +213,11 @@ export function markNodeRetrying(node) {
   node.classList.add('pending');
   node.removeAttribute('title');
   node.querySelector('.message-retry')?.remove();
+  if (node.querySelector('.upload-progress')) {
+    node.classList.add('uploading');
+    setUploadProgress(node, 0);
+    setUploadStatus(node, 'Waiting to upload…');
+  }
 }
 
 /** Replace the online list with `users`, sorted by name, and update the count. */

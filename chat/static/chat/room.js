@@ -3,6 +3,7 @@
 import { RoomSocket } from './socket.js';
 import { Timeline } from './timeline.js';
 import { renderOnline, typingText } from './render.js';
+import { UploadQueue, uploadProblem } from './uploads.js';
 
 const MAX_BODY_CHARS = 4000;
 const TYPING_SEND_EVERY_MS = 3000;
@@ -22,6 +23,8 @@ const ui = {
   onlineCount: byId('online-count'),
   typing: byId('typing'),
   notice: byId('notice'),
+  main: root.querySelector('.room-main'),
+  attach: byId('attach-input'),
 };
 
 const me = { id: Number(root.dataset.userId), username: root.dataset.username };
@@ -33,6 +36,7 @@ let knownTop = 0; // highest seq the server has told us exists
 let historyInFlight = null; // one request at a time: replies carry no request id
 let olderWanted = false;
 let olderDone = false;
+let dragDepth = 0; // dragenter minus dragleave over the room's main area
 let typingSentAt = 0;
 let typingSignalled = false;
 const typers = new Map(); // user id -> { username, timer }
@@ -44,6 +48,8 @@ const socket = new RoomSocket({
   onState: showState,
   onFinalClose: finalClose,
 });
+
+const uploads = new UploadQueue({ socket, timeline });
 
 const handlers = {
   hello: onHello,
@@ -86,6 +92,8 @@ function onHello(frame) {
   for (const [clientId, body] of timeline.unsent()) {
     socket.send({ type: 'message', body, client_id: clientId });
   }
+  // Uploads cut off by the lost connection were marked failed; ones never sent go out now.
+  uploads.pump();
   pumpHistory();
   fillViewport();
 }
@@ -93,6 +101,7 @@ function onHello(frame) {
 function onMessage(frame) {
   if (!Number.isInteger(frame.seq)) return;
   if (frame.user) stopTyper(frame.user.id);
+  if (frame.user?.id === me.id && typeof frame.client_id === 'string') uploads.settled(frame.client_id);
   knownTop = Math.max(knownTop, frame.seq);
   timeline.batch(() => timeline.add(frame));
   pumpHistory();
@@ -102,6 +111,7 @@ function onAck(frame) {
   if (!Number.isInteger(frame.seq)) return;
   knownTop = Math.max(knownTop, frame.seq);
   timeline.batch(() => timeline.acknowledge(frame.client_id, frame.seq));
+  uploads.settled(frame.client_id);
   pumpHistory();
 }
 
@@ -131,7 +141,10 @@ function onHistory(frame) {
 function onError(frame) {
   const detail = typeof frame.detail === 'string' && frame.detail ? frame.detail : String(frame.code ?? 'Error');
   showNotice(detail, 'error');
-  if (typeof frame.client_id === 'string') timeline.fail(frame.client_id, detail);
+  if (typeof frame.client_id === 'string') {
+    timeline.fail(frame.client_id, detail);
+    uploads.settled(frame.client_id);
+  }
 }
 
 /** Send the next history request: holes in the seq range first, then older pages the reader asked for. */
@@ -202,6 +215,7 @@ function showTypers() {
 }
 
 function showState(state, text) {
+  if (state === 'reconnecting' || state === 'closed') uploads.connectionLost();
   ui.state.dataset.state = state;
   ui.state.textContent = text;
 }
@@ -216,6 +230,7 @@ function finalClose(code) {
   clearTypers();
   ui.input.disabled = true;
   ui.composer.querySelector('button[type="submit"]').disabled = true;
+  ui.attach.disabled = true;
   if (code === 4401) {
     showNotice('You are signed out.', 'error');
     const login = new URL(root.dataset.loginUrl || '/accounts/login/', window.location.href);
@@ -264,6 +279,49 @@ function sendFromComposer() {
   stopTypingSignal();
 }
 
+/** Send `files` (a FileList or array) as attachments, one after another; the composer text is the caption. */
+function attachFiles(files) {
+  const list = [...files];
+  if (list.length === 0 || socket.state === 'closed') return;
+  const problems = [];
+  const accepted = [];
+  for (const file of list) {
+    const problem = uploadProblem(file);
+    if (problem) problems.push(problem);
+    else accepted.push(file);
+  }
+  if (accepted.length === 0) {
+    showNotice(problems.join(' '), 'error');
+    return;
+  }
+  const caption = ui.input.value.trim();
+  const length = [...caption].length;
+  if (length > MAX_BODY_CHARS) {
+    showNotice(`Caption too long: ${length} characters, the limit is ${MAX_BODY_CHARS}. Nothing was sent.`, 'error');
+    return;
+  }
+  const ids = accepted.map(() => newClientId());
+  // The caption goes with the first file only.
+  timeline.batch(() => accepted.forEach((file, i) => timeline.addPendingUpload(ids[i], file, i === 0 ? caption : '', me)),
+    { toBottom: true });
+  if (caption !== '') {
+    ui.input.value = '';
+    stopTypingSignal();
+  }
+  showNotice(problems.join(' '), problems.length > 0 ? 'error' : 'info');
+  // Not ready: they wait, pending, and go out after the next hello.
+  ids.forEach((id) => uploads.enqueue(id));
+}
+
+function carriesFiles(event) {
+  return Boolean(event.dataTransfer?.types?.includes('Files'));
+}
+
+function endDrag() {
+  dragDepth = 0;
+  ui.main.classList.remove('drop-active');
+}
+
 ui.composer.addEventListener('submit', (event) => {
   event.preventDefault();
   sendFromComposer();
@@ -296,9 +354,54 @@ ui.messages.addEventListener('scroll', () => {
 ui.messages.addEventListener('click', (event) => {
   const button = event.target.closest('.message-retry');
   const clientId = button?.closest('.message')?.dataset.clientId;
-  const body = clientId ? timeline.retry(clientId) : null;
-  if (body !== null && socket.isReady) socket.send({ type: 'message', body, client_id: clientId });
+  const pending = clientId ? timeline.retry(clientId) : null;
+  if (!pending) return;
+  // The same client_id again: if the first try was stored after all, the server only acks it.
+  if (pending.file) uploads.enqueue(clientId);
+  else if (socket.isReady) socket.send({ type: 'message', body: pending.body, client_id: clientId });
 });
+
+ui.attach.addEventListener('change', () => {
+  attachFiles(ui.attach.files ?? []);
+  ui.attach.value = ''; // choosing the same file again fires another change
+});
+
+ui.main.addEventListener('dragenter', (event) => {
+  if (!carriesFiles(event) || ui.attach.disabled) return;
+  event.preventDefault();
+  dragDepth += 1;
+  ui.main.classList.add('drop-active');
+});
+
+ui.main.addEventListener('dragover', (event) => {
+  if (!carriesFiles(event) || ui.attach.disabled) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = 'copy';
+});
+
+ui.main.addEventListener('dragleave', (event) => {
+  if (!carriesFiles(event)) return;
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) ui.main.classList.remove('drop-active');
+});
+
+ui.main.addEventListener('drop', (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault();
+  endDrag();
+  if (!ui.attach.disabled) attachFiles(event.dataTransfer.files);
+});
+
+// A file dropped anywhere else must not make the browser navigate away to it.
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (event) => {
+    if (!carriesFiles(event) || event.defaultPrevented) return;
+    event.preventDefault();
+    if (type === 'dragover') event.dataTransfer.dropEffect = 'none';
+    else endDrag();
+  });
+}
+window.addEventListener('dragend', endDrag);
 
 ui.loadOlder.querySelector('button').addEventListener('click', requestOlder);
 window.addEventListener('online', () => socket.reconnectNow());

@@ -91,6 +91,24 @@ export class RoomSocket {
     return true;
   }
 
+  /**
+   * Send a JSON header frame and then `data` as one binary frame, back to back on the same
+   * connection in the same tick, so no other frame can come between them (PROTOCOL.md, `upload`).
+   * Return false, sending nothing, when there is no open connection.
+   */
+  sendWithBinary(frame, data) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    ws.send(data);
+    return true;
+  }
+
+  /** Return the bytes queued on the current connection and not yet handed to the network (0 without one). */
+  get bufferedAmount() {
+    return this.#ws?.bufferedAmount ?? 0;
+  }
+
   #connect() {
     const first = this.#attempt === 0 && !this.#wasReady;
     this.#setState(first ? 'connecting' : 'reconnecting', first ? 'Connecting…' : 'Reconnecting…');

@@ -2,7 +2,8 @@
 // plus the bookkeeping that finds holes in the seq range (PROTOCOL.md section 5).
 
 import {
-  buildMessage, confirmNode, markNodeFailed, markNodeRetrying, parseTime, setMessageTime,
+  buildMessage, buildUploadMessage, confirmNode, hasLocalAttachment, markNodeFailed, markNodeRetrying,
+  parseTime, setAttachment, setMessageTime, setUploadProgress,
 } from './render.js';
 
 const BOTTOM_SLACK_PX = 24;
@@ -24,7 +25,7 @@ export class Timeline {
   #list;
   #entries = new Map(); // seq -> { node, created }
   #seqs = []; // ascending
-  #pending = new Map(); // client_id -> { node, body, failed }, in send order
+  #pending = new Map(); // client_id -> { node, body, failed, file }, in send order (file: uploads only)
   #missing = new Set(); // seqs the server no longer has (deleted), never asked for again
   #verifiedTo = null; // every seq from the first hello's oldest up to here is present or missing
 
@@ -58,6 +59,8 @@ export class Timeline {
         known.created = msg.created;
         setMessageTime(known.node, parseTime(msg.created));
       }
+      // An upload confirmed by its ack still shows the local file; the broadcast has the stored one.
+      if (msg.attachment && hasLocalAttachment(known.node)) setAttachment(known.node, msg.attachment);
       return false;
     }
     const own = msg.user?.id === this.myId;
@@ -68,6 +71,7 @@ export class Timeline {
       node = pending.node;
       confirmNode(node, msg.seq);
       setMessageTime(node, parseTime(msg.created));
+      if (msg.attachment) setAttachment(node, msg.attachment);
     } else {
       node = buildMessage({
         seq: msg.seq,
@@ -86,8 +90,27 @@ export class Timeline {
   /** Show a message this page is sending, before the server has it. */
   addPending(clientId, body, user) {
     const node = buildMessage({ clientId, user, body, created: new Date(), own: true, pending: true });
-    this.#pending.set(clientId, { node, body, failed: false });
+    this.#pending.set(clientId, { node, body, failed: false, file: null });
     this.#list.append(node);
+  }
+
+  /** Show a file this page is uploading, with `body` as its caption, before the server has it. */
+  addPendingUpload(clientId, file, body, user) {
+    const node = buildUploadMessage({ clientId, user, body, file, created: new Date() });
+    this.#pending.set(clientId, { node, body, failed: false, file });
+    this.#list.append(node);
+  }
+
+  /** Return { file, body } of a pending, not failed, upload; null for anything else. */
+  upload(clientId) {
+    const pending = this.#pending.get(clientId);
+    return pending?.file && !pending.failed ? { file: pending.file, body: pending.body } : null;
+  }
+
+  /** Show how much of a pending upload has gone out (0 to 1). */
+  uploadProgress(clientId, share) {
+    const pending = this.#pending.get(clientId);
+    if (pending?.file && !pending.failed) setUploadProgress(pending.node, share);
   }
 
   /** Confirm a pending message from its `ack`; return false when it is not pending. */
@@ -113,19 +136,19 @@ export class Timeline {
     return true;
   }
 
-  /** Put a failed message back to pending and return its body (null when unknown). */
+  /** Put a failed message back to pending and return { body, file } (file null for text); null when unknown. */
   retry(clientId) {
     const pending = this.#pending.get(clientId);
     if (!pending || !pending.failed) return null;
     pending.failed = false;
     markNodeRetrying(pending.node);
-    return pending.body;
+    return { body: pending.body, file: pending.file };
   }
 
-  /** Yield [client_id, body] of every pending, not failed, message in send order. */
+  /** Yield [client_id, body] of every pending, not failed, text message in send order (uploads are never resent). */
   *unsent() {
     for (const [clientId, pending] of this.#pending) {
-      if (!pending.failed) yield [clientId, pending.body];
+      if (!pending.failed && !pending.file) yield [clientId, pending.body];
     }
   }
 
