@@ -11,6 +11,12 @@ import sys
 DEFAULT_APP = "chatproject.asgi:application"
 
 
+def _truthy(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _escape(value: str) -> str:
     """Escape a value for a Twisted endpoint string."""
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
@@ -24,6 +30,7 @@ def endpoints(env: dict[str, str]) -> list[str]:
         return [f"unix:{_escape(unix_socket)}:backlog={backlog}"]
     cert, key = env.get("CHAT_TLS_CERT"), env.get("CHAT_TLS_KEY")
     port = env.get("CHAT_PORT") or ("8443" if cert else "8000")
+    http_port = env.get("CHAT_HTTP_PORT")  # plain HTTP beside TLS: Django redirects its pages
     binds = [b.strip() for b in env.get("CHAT_BIND", "127.0.0.1").split(",") if b.strip()]
     result = []
     for bind in binds:
@@ -35,21 +42,27 @@ def endpoints(env: dict[str, str]) -> list[str]:
             )
         else:
             result.append(f"tcp:port={port}:interface={interface}:backlog={backlog}")
+        if http_port:
+            result.append(f"tcp:port={http_port}:interface={interface}:backlog={backlog}")
     return result
+
+
+def hard_cap(env: dict[str, str]) -> int:
+    """Return the largest frame or message accepted: the attachment limit plus 64 KiB."""
+    return int(env.get("CHAT_MAX_ATTACHMENT_BYTES") or 10 * 1024 * 1024) + 64 * 1024
 
 
 def daphne_args(env: dict[str, str]) -> list[str]:
     """Build Daphne's command line from the environment."""
-    attachment = int(env.get("CHAT_MAX_ATTACHMENT_BYTES") or 10 * 1024 * 1024)
-    hard_cap = attachment + 64 * 1024  # protocol section 7: anything larger drops the connection
+    cap = hard_cap(env)  # protocol section 7: anything larger drops the connection
     args = []
     for endpoint in endpoints(env):
         args += ["-e", endpoint]
     args += [
         "--ping-interval", env.get("CHAT_PING_INTERVAL", "20"),
         "--ping-timeout", env.get("CHAT_PING_TIMEOUT", "30"),
-        "--websocket-max-message-size", str(hard_cap),
-        "--websocket-max-frame-size", str(hard_cap),
+        "--websocket-max-message-size", str(cap),
+        "--websocket-max-frame-size", str(cap),
         "--application-close-timeout", "10",
         "-v", env.get("CHAT_DAPHNE_VERBOSITY", "1"),
     ]
@@ -63,9 +76,15 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
     from daphne.cli import CommandLineInterface
 
+    from chatproject.daphne_server import chat_server_class
+
+    env = dict(os.environ)
+    cli = CommandLineInterface()
+    cli.server_class = chat_server_class(
+        compression=_truthy(env.get("CHAT_WS_COMPRESSION"), True), max_inflated=hard_cap(env)
+    )
     extra = sys.argv[1:] if argv is None else argv
-    args = daphne_args(dict(os.environ))
-    CommandLineInterface().run(extra + args)
+    cli.run(extra + daphne_args(env))
 
 
 if __name__ == "__main__":

@@ -242,6 +242,8 @@ CHAT_RATE_LIMIT_BACKEND = env_str(
     "CHAT_RATE_LIMIT_BACKEND",
     "chat.ratelimit.redis.RedisRateLimiter" if REDIS_URL else "chat.ratelimit.memory.MemoryRateLimiter",
 )
+# A WebSocket echo at / and /ws/echo/ for conformance testing; never on in production.
+CHAT_ECHO_ENDPOINT = env_bool("CHAT_ECHO_ENDPOINT", False)
 # Open sockets one user may hold across all workers; more are closed with 4429.
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 20)
 

@@ -1,0 +1,59 @@
+"""Daphne's Server with what it lacks: permessage-deflate, and empty frames sent as sent."""
+
+from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+
+
+class ChatWebSocketProtocol(WebSocketProtocol):
+    """Daphne's protocol, but an empty text or bytes frame is sent rather than dropped.
+
+    Daphne tests `if message.get("text")`, so `""` and `b""` vanish; RFC 6455 allows empty
+    frames and the Autobahn echo cases (1.1.1, 1.2.1) send them.
+    """
+
+    def handle_reply(self, message):
+        if message.get("type") == "websocket.send" and self.state != self.STATE_CONNECTING:
+            text, data = message.get("text"), message.get("bytes")
+            if text is not None and data is not None:
+                raise ValueError(f"Got invalid WebSocket reply message on {message} - contains both bytes and text keys")
+            if data is not None:
+                return self.serverSend(data, True)
+            if text is not None:
+                return self.serverSend(text, False)
+        return super().handle_reply(message)
+
+
+def deflate_acceptor(max_inflated: int):
+    """Accept a client's permessage-deflate offer, bounding each inflated message."""
+
+    def accept(offers):
+        for offer in offers:
+            if isinstance(offer, PerMessageDeflateOffer):
+                # A compression bomb stops at max_inflated bytes: autobahn then fails the
+                # connection instead of inflating it into memory.
+                return PerMessageDeflateOfferAccept(offer, max_message_size=max_inflated)
+        return None
+
+    return accept
+
+
+def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
+    """Return a Server subclass configured for this deployment."""
+
+    class ChatServer(Server):
+        def __init__(self, *args, ready_callable=None, **kwargs):
+            def ready():
+                self.configure_websockets()
+                if ready_callable:
+                    ready_callable()
+
+            super().__init__(*args, ready_callable=ready, **kwargs)
+
+        def configure_websockets(self):
+            """Install the protocol fix and compression on the factory Daphne just built."""
+            self.ws_factory.protocol = ChatWebSocketProtocol
+            if compression:
+                self.ws_factory.setProtocolOptions(perMessageCompressionAccept=deflate_acceptor(max_inflated))
+
+    return ChatServer
