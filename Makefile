@@ -5,10 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VAR := var
 TLS := $(VAR)/tls
+PORT ?= 8443
+HTTP_PORT ?= 8080
 WORKERS ?= 2
 CLUSTER_SERVICES := redis-server postgresql nginx openssl
 
-.PHONY: run cluster cluster-stop test test-unit test-consumers test-live test-browser test-cluster deps test-deps cert clean help
+.PHONY: run cluster cluster-stop test test-conformance conformance test-unit test-consumers test-live test-browser test-cluster deps test-deps cert clean help
 
 help:
 	@echo "make run   - serve the chat at https://localhost:8443 (SQLite, in-memory layer, one Daphne)"
@@ -38,11 +40,13 @@ run: $(VENV)/.deps $(TLS)/cert.pem
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo
-	@echo "  Chat is starting at https://localhost:8443  (self-signed certificate: accept it once)"
+	@echo "  Chat is starting at https://localhost:$(PORT)  (self-signed certificate: accept it once)"
+	@echo "  http://localhost:$(HTTP_PORT) redirects there."
 	@echo "  Make an admin user:  $(PY) manage.py createsuperuser"
 	@echo "  Stop with Ctrl-C."
 	@echo
-	CHAT_TLS_CERT=$(TLS)/cert.pem CHAT_TLS_KEY=$(TLS)/key.pem CHAT_PORT=$${CHAT_PORT:-8443} \
+	CHAT_TLS_CERT=$(TLS)/cert.pem CHAT_TLS_KEY=$(TLS)/key.pem CHAT_PORT=$(PORT) CHAT_HTTP_PORT=$(HTTP_PORT) \
+	  DJANGO_SSL_REDIRECT=1 DJANGO_SSL_HOST=localhost:$(PORT) \
 	  CHAT_BIND=$${CHAT_BIND:-127.0.0.1,::1} $(PY) -m chatproject.server
 
 # The multi-worker way to run it, as in production: see deploy/cluster.py and docker-compose.yml.
@@ -69,6 +73,15 @@ test-browser: $(VENV)/.test-deps
 test-cluster: $(VENV)/.test-deps
 	sh deploy/install-system-deps.sh $(CLUSTER_SERVICES) docker-compose
 	$(PY) -m pytest tests/cluster
+
+test-conformance: $(VENV)/.test-deps
+	sh deploy/install-system-deps.sh nginx
+	$(PY) -m pytest tests/conformance
+
+# Every Autobahn case, 12-13 in full and the 16 MiB cases with a raised cap (slow: ~15 min).
+conformance: $(VENV)/.test-deps
+	sh deploy/install-system-deps.sh nginx
+	CHAT_CONFORMANCE_FULL=1 $(PY) -m pytest tests/conformance
 
 clean:
 	rm -rf $(VENV) .pytest_cache

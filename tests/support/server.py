@@ -29,22 +29,26 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
 class LiveServer:
     """One Daphne process serving the project over TLS on a free port, with its own SQLite file."""
 
-    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None, *, tls: bool = True):
         self.workdir = workdir
         self.port = free_port()
-        self.cert, self.key = make_cert(workdir / "tls")
+        self.tls = tls
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "chatproject.settings",
             "CHAT_VAR_DIR": str(workdir),
             "SQLITE_PATH": str(workdir / "db.sqlite3"),
             "STATIC_ROOT": str(workdir / "static"),
-            "CHAT_TLS_CERT": str(self.cert),
-            "CHAT_TLS_KEY": str(self.key),
             "CHAT_PORT": str(self.port),
             "CHAT_BIND": "127.0.0.1",
             **(extra_env or {}),
         }
+        if tls:
+            self.cert, self.key = make_cert(workdir / "tls")
+            self.env.update(CHAT_TLS_CERT=str(self.cert), CHAT_TLS_KEY=str(self.key))
+        else:
+            self.env.pop("CHAT_TLS_CERT", None)
+            self.env.pop("CHAT_TLS_KEY", None)
         self.env.pop("DATABASE_URL", None)
         self.env.pop("REDIS_URL", None)
         self.process: subprocess.Popen | None = None
@@ -124,8 +128,8 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(workdir: Path, *, static: bool = False, extra_env=None) -> Iterator[LiveServer]:
-    server = LiveServer(workdir, extra_env)
+def live_server(workdir: Path, *, static: bool = False, extra_env=None, tls: bool = True) -> Iterator[LiveServer]:
+    server = LiveServer(workdir, extra_env, tls=tls)
     server.prepare(static=static)
     server.start()
     try:
