@@ -4,7 +4,9 @@ import json
 from collections.abc import Callable
 from functools import wraps
 
+import redis
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -178,5 +180,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["channel_layer"] = "ok" if async_to_sync(_channel_layer_ok)() else "error"
     except Exception as exc:  # noqa: BLE001
         checks["channel_layer"] = f"error: {type(exc).__name__}"
+    if settings.REDIS_URL:
+        # Presence and rate limits live in Redis too, not only the channel layer.
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+            checks["redis"] = "ok" if client.ping() else "error"
+            client.close()
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"error: {type(exc).__name__}"
     healthy = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)

@@ -23,7 +23,7 @@ async def room_broadcast(*, room: str, frame: events.Frame, skip_user: int | Non
     the same text. A channel-layer failure is logged, not raised: the message is already
     stored, and clients recover it by seq.
     """
-    event = {"type": EVENT_TYPE, "text": events.encode(frame), "skip_user": skip_user}
+    event = {"type": EVENT_TYPE, "room": room, "text": events.encode(frame), "skip_user": skip_user}
     try:
         await get_channel_layer().group_send(room_group(room), event)
     except Exception:

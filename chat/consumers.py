@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -12,6 +13,7 @@ from django.db import DatabaseError
 
 from chat import broadcast, events, frames, selectors, services, uploads
 from chat.errors import ChatError
+from chat.fanout import RAW_SEND_EXTENSION, get_hub
 from chat.presence import get_presence_store
 from chat.presence.runner import ensure_heartbeat
 from chat.ratelimit import get_rate_limiter
@@ -27,8 +29,12 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 class RoomConsumer(AsyncWebsocketConsumer):
     """One client's socket to one room (protocol sections 2 to 7)."""
 
+    # Room events reach sockets through the process's hub (chat/fanout.py), so a socket
+    # needs no channel-layer channel of its own (no subscription, no receive loop).
+    channel_layer_alias = None
     room = None
     user_obj: events.User | None = None
+    user_id: int | None = None
     # An accepted `upload` header waiting for its binary frame, and its expiry timer.
     pending_upload: uploads.UploadHeader | None = None
     upload_timer: asyncio.TimerHandle | None = None
@@ -37,6 +43,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         self.connection_id = uuid.uuid4().hex
+        # Room events that arrive before hello is sent wait here: hello is the first frame.
+        self._ready = False
+        self._backlog: list[tuple[str, bytes]] = []
+        self._outbox: deque[str] = deque()
+        self._drainer: asyncio.Task | None = None
+        self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
         self.typing_relayed_at = float("-inf")
         self.typing_on = False
         slug = self.scope["url_route"]["kwargs"]["slug"]
@@ -55,11 +67,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return await self.close(code=CLOSE_FORBIDDEN)
         self.room = room
         self.user = user
+        self.user_id = user.pk
         self.user_obj = events.user_obj(user_id=user.pk, username=user.get_username())
         ensure_heartbeat()
         # Subscribe first, then snapshot: a message committed in between reaches the
         # client twice at worst, and clients drop duplicates by seq.
-        await self.channel_layer.group_add(broadcast.room_group(room.slug), self.channel_name)
+        await get_hub().join(room.slug, self)
         change = await get_presence_store().join(
             room=room.slug,
             user=self.user_obj,
@@ -67,7 +80,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             max_connections=settings.CHAT_MAX_CONNECTIONS_PER_USER,
         )
         if change.refused:
-            await self.channel_layer.group_discard(broadcast.room_group(room.slug), self.channel_name)
+            await get_hub().leave(room.slug, self)
             self.room = None
             log.warning("ws close 4429 room=%s user=%s: connection cap reached", room.slug, user.pk)
             return await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
@@ -87,6 +100,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 truncated=truncated,
             )
         )
+        self._ready = True
+        backlog, self._backlog = self._backlog, []
+        for text, payload in backlog:
+            self.deliver(text, payload)
         if after_error is not None:
             await self.send_error(after_error)
         if change.changed:
@@ -111,7 +128,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._take_pending_upload()
         if self.room is None:
             return
-        await self.channel_layer.group_discard(broadcast.room_group(self.room.slug), self.channel_name)
+        await get_hub().leave(self.room.slug, self)
         change = await get_presence_store().leave(room=self.room.slug, user=self.user_obj, connection=self.connection_id)
         if change.changed:
             await self._broadcast_presence(change)
@@ -231,20 +248,24 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.upload_timer = None
         return header
 
-    # -- events from the room group -------------------------------------------
+    # -- events from the room, via the hub ----------------------------------
 
-    async def dispatch(self, message):
-        # Room events touch no database: skip Channels' per-event close_old_connections
-        # thread hop, which dominates the broadcast path.
-        if message["type"] == broadcast.EVENT_TYPE:
-            return await self.room_event(message)
-        return await super().dispatch(message)
+    def deliver(self, text: str, payload: bytes) -> None:
+        """Write a room frame the hub encoded once for every local socket of the room."""
+        if not self._ready:
+            self._backlog.append((text, payload))
+        elif self._raw_send is not None:
+            self._raw_send(payload)
+        else:
+            # Servers without our Daphne extension (e.g. the test communicator): ASGI send,
+            # in order, from one task.
+            self._outbox.append(text)
+            if self._drainer is None or self._drainer.done():
+                self._drainer = asyncio.ensure_future(self._drain_outbox())
 
-    async def room_event(self, event):
-        """Write a pre-encoded room frame, unless it is about this connection's own user."""
-        if event.get("skip_user") is not None and event["skip_user"] == self.user_obj["id"]:
-            return
-        await self.send(text_data=event["text"])
+    async def _drain_outbox(self) -> None:
+        while self._outbox:
+            await self.send(text_data=self._outbox.popleft())
 
     # -- helpers ---------------------------------------------------------------
 

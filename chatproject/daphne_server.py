@@ -4,6 +4,8 @@ from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflat
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
+from chat.fanout import RAW_SEND_EXTENSION
+
 
 class ChatWebSocketProtocol(WebSocketProtocol):
     """Daphne's protocol, but an empty text or bytes frame is sent rather than dropped.
@@ -38,6 +40,16 @@ def deflate_acceptor(max_inflated: int):
     return accept
 
 
+def raw_sender(server: Server, protocol: ChatWebSocketProtocol):
+    """Return a function that writes pre-encoded UTF-8 text frames straight to this socket."""
+
+    def send(payload: bytes) -> None:
+        if protocol.state == protocol.STATE_OPEN and not server.connections.get(protocol, {}).get("disconnected"):
+            protocol.sendMessage(payload, False)
+
+    return send
+
+
 def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
     """Return a Server subclass configured for this deployment."""
 
@@ -49,6 +61,13 @@ def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
                     ready_callable()
 
             super().__init__(*args, ready_callable=ready, **kwargs)
+
+        def create_application(self, protocol, scope):
+            # An ASGI scope extension: the chat's local fan-out writes broadcast frames with
+            # it, skipping ASGI send, its per-message header checks and a UTF-8 encode.
+            if scope.get("type") == "websocket":
+                scope.setdefault("extensions", {})[RAW_SEND_EXTENSION] = raw_sender(self, protocol)
+            return super().create_application(protocol, scope)
 
         def configure_websockets(self):
             """Install the protocol fix and compression on the factory Daphne just built."""

@@ -153,7 +153,8 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One hub channel per process carries every room's events (chat/fanout.py): give it room.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10000}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -244,6 +245,7 @@ CHAT_RATE_LIMIT_BACKEND = env_str(
 )
 # A WebSocket echo at / and /ws/echo/ for conformance testing; never on in production.
 CHAT_ECHO_ENDPOINT = env_bool("CHAT_ECHO_ENDPOINT", False)
+CHAT_NAIVE_ENDPOINT = env_bool("CHAT_NAIVE_ENDPOINT", False)  # bench/: the tutorial consumer at ws/naive/<room>/
 # Open sockets one user may hold across all workers; more are closed with 4429.
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 20)
 

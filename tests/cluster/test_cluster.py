@@ -157,3 +157,12 @@ async def test_killed_worker_clients_recover_everything_and_its_users_leave(depl
     finally:
         await observer.close()
         cluster.start_worker(0)
+
+
+def test_healthz_through_nginx_reports_database_layer_and_redis(deployment):
+    import urllib.request
+
+    with urllib.request.urlopen(f"{deployment.cluster.origin}/healthz", context=deployment.ssl, timeout=10) as response:
+        body = json.loads(response.read())
+    assert response.status == 200
+    assert body == {"status": "ok", "database": "ok", "channel_layer": "ok", "redis": "ok"}

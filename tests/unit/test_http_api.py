@@ -168,3 +168,15 @@ def test_signup_logs_in_and_room_form_creates_room():
     response = client.post("/", {"name": "Carol's room", "slug": "carols", "private": "on"})
     assert response.status_code == 302 and response["Location"] == "/rooms/carols/"
     assert Room.objects.get(slug="carols").private is True
+
+
+def test_healthz_is_503_when_redis_is_down():
+    from django.test import override_settings
+
+    from tests.support.server import free_port
+
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        response = Client().get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error" and body["redis"].startswith("error") and body["database"] == "ok"

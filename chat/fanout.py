@@ -1,0 +1,108 @@
+"""Local fan-out: each process subscribes once per room and writes each broadcast to its sockets.
+
+Channels' default shape gives every socket its own channel-layer channel: a broadcast to a
+room of N sockets becomes N queue puts, N dispatches (each with a thread hop to close old
+DB connections) and N JSON-to-bytes encodes. Here a process holds one channel, joins a
+room's group when its first local socket enters the room, and on each event walks its
+local members, writing the already-encoded frame straight to each socket.
+"""
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+
+from chat.broadcast import room_group
+
+log = logging.getLogger(__name__)
+
+# The ASGI scope extension our Daphne server (chatproject/daphne_server.py) provides: a
+# function that writes pre-encoded UTF-8 text straight to the socket.
+RAW_SEND_EXTENSION = "chat.raw_send"
+
+
+class Member:
+    """What the hub needs from a socket: its user id and a way to write a frame to it."""
+
+    user_id: int
+
+    def deliver(self, text: str, payload: bytes) -> None:
+        """Write one encoded frame to the socket (text, and the same as UTF-8 bytes)."""
+        raise NotImplementedError
+
+
+class Hub:
+    """One per event loop: the process's single channel and its rooms' local members."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.rooms: dict[str, dict[Member, None]] = {}
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task | None = None
+
+    async def join(self, room: str, member: Member) -> None:
+        """Add a socket to a room; subscribe the process to the room if it is its first."""
+        async with self._lock:
+            members = self.rooms.get(room)
+            if members is None:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel("chat.hub.")
+                    self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="chat-hub")
+                await self.layer.group_add(room_group(room), self.channel)
+                members = self.rooms[room] = {}
+            members[member] = None
+
+    async def leave(self, room: str, member: Member) -> None:
+        """Remove a socket; unsubscribe the process from the room when its last socket left."""
+        async with self._lock:
+            members = self.rooms.get(room)
+            if members is None or member not in members:
+                return
+            del members[member]
+            if not members:
+                del self.rooms[room]
+                await self.layer.group_discard(room_group(room), self.channel)
+
+    def fan_out(self, event: dict) -> int:
+        """Write an event's frame to every local member of its room but skip_user; return how many."""
+        members = self.rooms.get(event["room"])
+        if not members:
+            return 0
+        text = event["text"]
+        payload = text.encode()  # once per process, not once per socket
+        skip = event.get("skip_user")
+        count = 0
+        for member in list(members):
+            if member.user_id != skip:
+                member.deliver(text, payload)
+                count += 1
+        return count
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+                self.fan_out(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A Redis hiccup must not end delivery for the whole process; clients
+                # recover anything lost meanwhile by seq.
+                log.exception("hub receive failed; retrying")
+                await asyncio.sleep(0.5)
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """Return this event loop's hub."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for old in [l for l in _hubs if l.is_closed()]:
+            del _hubs[old]
+        hub = _hubs[loop] = Hub()
+    return hub
+
