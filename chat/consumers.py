@@ -248,6 +248,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.upload_timer = None
         return header
 
+    async def dispatch(self, message):
+        # Channels hops to a thread to close stale DB connections before every handler;
+        # every database call here already does that itself (database_sync_to_async), so
+        # frames from the client skip the extra hop.
+        if message["type"] == "websocket.receive":
+            return await self.websocket_receive(message)
+        return await super().dispatch(message)
+
     # -- events from the room, via the hub ----------------------------------
 
     def deliver(self, text: str, payload: bytes) -> None:
