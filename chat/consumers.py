@@ -45,7 +45,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         # Room events that arrive before hello is sent wait here: hello is the first frame.
         self._ready = False
-        self._backlog: list[tuple[str, bytes]] = []
+        self._backlog: list[tuple[str, bytes, bytes]] = []
         self._outbox: deque[str] = deque()
         self._drainer: asyncio.Task | None = None
         self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
@@ -102,8 +102,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
         self._ready = True
         backlog, self._backlog = self._backlog, []
-        for text, payload in backlog:
-            self.deliver(text, payload)
+        for item in backlog:
+            self.deliver(*item)
         if after_error is not None:
             await self.send_error(after_error)
         if change.changed:
@@ -258,12 +258,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     # -- events from the room, via the hub ----------------------------------
 
-    def deliver(self, text: str, payload: bytes) -> None:
+    def deliver(self, text: str, payload: bytes, frame: bytes) -> None:
         """Write a room frame the hub encoded once for every local socket of the room."""
         if not self._ready:
-            self._backlog.append((text, payload))
+            self._backlog.append((text, payload, frame))
         elif self._raw_send is not None:
-            self._raw_send(payload)
+            self._raw_send(payload, frame)
         else:
             # Servers without our Daphne extension (e.g. the test communicator): ASGI send,
             # in order, from one task.

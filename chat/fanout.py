@@ -9,6 +9,7 @@ local members, writing the already-encoded frame straight to each socket.
 
 import asyncio
 import logging
+import struct
 
 from channels.layers import get_channel_layer
 
@@ -17,8 +18,20 @@ from chat.broadcast import room_group
 log = logging.getLogger(__name__)
 
 # The ASGI scope extension our Daphne server (chatproject/daphne_server.py) provides: a
-# function that writes pre-encoded UTF-8 text straight to the socket.
+# function(payload, frame) that writes a pre-encoded text frame straight to the socket.
 RAW_SEND_EXTENSION = "chat.raw_send"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """Return an unmasked, unfragmented RFC 6455 text frame carrying payload (server to client)."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
 
 
 class Member:
@@ -26,8 +39,8 @@ class Member:
 
     user_id: int
 
-    def deliver(self, text: str, payload: bytes) -> None:
-        """Write one encoded frame to the socket (text, and the same as UTF-8 bytes)."""
+    def deliver(self, text: str, payload: bytes, frame: bytes) -> None:
+        """Write one room frame: as text, as its UTF-8 payload, or as the whole wire frame."""
         raise NotImplementedError
 
 
@@ -71,11 +84,12 @@ class Hub:
             return 0
         text = event["text"]
         payload = text.encode()  # once per process, not once per socket
+        frame = text_frame(payload)
         skip = event.get("skip_user")
         count = 0
         for member in list(members):
             if member.user_id != skip:
-                member.deliver(text, payload)
+                member.deliver(text, payload, frame)
                 count += 1
         return count
 

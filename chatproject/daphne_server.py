@@ -1,6 +1,7 @@
 """Daphne's Server with what it lacks: permessage-deflate, and empty frames sent as sent."""
 
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from twisted.internet import tcp
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
@@ -41,13 +42,49 @@ def deflate_acceptor(max_inflated: int):
 
 
 def raw_sender(server: Server, protocol: ChatWebSocketProtocol):
-    """Return a function that writes pre-encoded UTF-8 text frames straight to this socket."""
+    """Return send(payload, frame) that writes a broadcast straight to this socket.
 
-    def send(payload: bytes) -> None:
-        if protocol.state == protocol.STATE_OPEN and not server.connections.get(protocol, {}).get("disconnected"):
+    Without permessage-deflate the ready-made wire frame is written as is (the same bytes
+    for every socket of the room); with it, autobahn compresses per connection.
+    """
+
+    def send(payload: bytes, frame: bytes) -> None:
+        if protocol.state != protocol.STATE_OPEN or server.connections.get(protocol, {}).get("disconnected"):
+            return
+        if protocol._perMessageCompress is None:
+            try_write(protocol.transport, frame)
+        else:
             protocol.sendMessage(payload, False)
 
     return send
+
+
+def try_write(transport, data: bytes) -> None:
+    """Send data on a plain TCP transport at once if nothing is queued, like libuv's try_write.
+
+    Twisted's write() buffers and registers the socket for writability (two epoll_ctl calls
+    and a loop turn per write); with an empty buffer a direct send() usually takes it all.
+    Whatever the kernel does not take goes through write(), behind nothing, so order holds.
+    TLS transports are not tcp.Server and always take write().
+    """
+    if (
+        type(transport) is tcp.Server
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport.dataBuffer
+        and not transport._tempDataBuffer
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = 0  # write() below meets the same error and runs Twisted's close path
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
 
 
 def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
