@@ -181,6 +181,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
             )
         except ChatError as exc:
             exc.client_id = client_id
+            if exc.code == "not_found":
+                # The room was deleted under this socket: say so, then close as for a missing room.
+                await self.send_error(ChatError("forbidden", "this room no longer exists; nothing was stored",
+                                                client_id=client_id))
+                return await self.close(code=CLOSE_NOT_FOUND)
             raise
         except DatabaseError:
             log.exception("message not stored room=%s user=%s", self.room.slug, self.user_obj["id"])

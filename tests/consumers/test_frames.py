@@ -202,3 +202,15 @@ async def test_presence_counts_tabs_once_and_announces_changes(people, open_sock
     left = await bob.recv_type("presence")
     assert [u["username"] for u in left["left"]] == ["alice"] and left["joined"] == []
     assert [u["username"] for u in left["online"]] == ["bob"]
+
+
+async def test_message_to_a_room_deleted_under_the_socket_is_refused_and_closed_4404(people, open_socket):
+    from chat.models import Room
+
+    alice, _ = await open_socket(ROOM, bearer=people["alice"])
+    await sync_to_async(Room.objects.filter(slug="general").delete)()
+    await alice.send({"type": "message", "body": "anyone?", "client_id": "gone"})
+    error = await alice.recv()
+    assert error["code"] == "forbidden" and error["client_id"] == "gone"
+    assert await alice.closed_with() == 4404
+    assert await sync_to_async(_count)() == 0
