@@ -1,9 +1,10 @@
 """WebSocket handshake checks: Origin, then session, Bearer header and ?token= auth."""
 
 import logging
+from http.cookies import SimpleCookie
+from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -55,27 +56,65 @@ def _token_from_scope(scope) -> tuple[str | None, str | None]:
     return None, None
 
 
-class TokenAuthMiddleware:
-    """Authenticate by API token when the session did not: Bearer header first, then ?token=."""
+class _SessionRequest:
+    """Just enough of a request for django.contrib.auth.get_user: a session."""
+
+    def __init__(self, session):
+        self.session = session
+
+
+def authenticate_scope(*, session_key: str | None, raw_token: str | None):
+    """Return the user of a session cookie, else of an API token, else AnonymousUser (one DB visit)."""
+    from django.contrib.auth import get_user
+    from django.contrib.auth.models import AnonymousUser
+
+    if session_key:
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+        user = get_user(_SessionRequest(store))
+        if user.is_authenticated:
+            return user, "session"
+    if raw_token:
+        user = services.token_authenticate(raw=raw_token)
+        if user is not None:
+            return user, None
+    return AnonymousUser(), None
+
+
+def _session_key(scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            morsel = SimpleCookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
+            if morsel is not None and morsel.value:
+                return morsel.value
+    return None
+
+
+class ChatAuthMiddleware:
+    """Set scope["user"] from the session cookie, then the Bearer header, then ?token=.
+
+    Channels' AuthMiddlewareStack takes two thread hops (session store, then user) and wraps
+    every send of the socket; this resolves session or token in one hop and stays out of
+    the way afterwards.
+    """
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        user = scope.get("user")
-        if user is not None and user.is_authenticated:
-            scope = dict(scope, auth_method="session")
+        session_key = _session_key(scope)
+        raw, method = _token_from_scope(scope)
+        if session_key or raw:
+            user, how = await database_sync_to_async(authenticate_scope)(session_key=session_key, raw_token=raw)
+            if raw and not how and not user.is_authenticated:
+                log.warning("ws auth failed: bad token via %s path=%s", method, scope.get("path"))
         else:
-            raw, method = _token_from_scope(scope)
-            if raw is not None:
-                token_user = await database_sync_to_async(services.token_authenticate)(raw=raw)
-                if token_user is not None:
-                    scope = dict(scope, user=token_user, auth_method=method)
-                else:
-                    log.warning("ws auth failed: bad token via %s path=%s", method, scope.get("path"))
+            from django.contrib.auth.models import AnonymousUser
+
+            user, how = AnonymousUser(), None
+        scope = dict(scope, user=user, auth_method=how or (method if user.is_authenticated else None))
         return await self.app(scope, receive, send)
 
 
 def websocket_auth_stack(app):
     """Wrap a WebSocket app in the origin check and every supported authentication."""
-    return OriginCheckMiddleware(AuthMiddlewareStack(TokenAuthMiddleware(app)))
+    return OriginCheckMiddleware(ChatAuthMiddleware(app))

@@ -58,21 +58,26 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             log.info("ws close 4401 room=%s", slug)
             return await self.close(code=CLOSE_NOT_AUTHENTICATED)
-        room, allowed = await database_sync_to_async(self._room_and_access)(slug=slug, user=user)
-        if room is None:
-            log.info("ws close 4404 room=%s user=%s", slug, user.pk)
-            return await self.close(code=CLOSE_NOT_FOUND)
-        if not allowed:
-            log.info("ws close 4403 room=%s user=%s", slug, user.pk)
-            return await self.close(code=CLOSE_FORBIDDEN)
+        after_error = None
+        try:
+            after = frames.parse_after(self.scope.get("query_string", b""))
+        except ChatError as exc:
+            after, after_error = None, exc
+        self.user_id = user.pk
+        # Subscribe first, then snapshot: a message committed in between reaches the
+        # client twice at worst, and clients drop duplicates by seq. The room lookup, the
+        # access check and the snapshot share one trip to the database thread.
+        await get_hub().join(slug, self)
+        room, allowed, snapshot = await database_sync_to_async(self._open_room)(slug=slug, user=user, after=after)
+        if room is None or not allowed:
+            await get_hub().leave(slug, self)
+            code = CLOSE_NOT_FOUND if room is None else CLOSE_FORBIDDEN
+            log.info("ws close %s room=%s user=%s", code, slug, user.pk)
+            return await self.close(code=code)
         self.room = room
         self.user = user
-        self.user_id = user.pk
         self.user_obj = events.user_obj(user_id=user.pk, username=user.get_username())
         ensure_heartbeat()
-        # Subscribe first, then snapshot: a message committed in between reaches the
-        # client twice at worst, and clients drop duplicates by seq.
-        await get_hub().join(room.slug, self)
         change = await get_presence_store().join(
             room=room.slug,
             user=self.user_obj,
@@ -84,12 +89,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.room = None
             log.warning("ws close 4429 room=%s user=%s: connection cap reached", room.slug, user.pk)
             return await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
-        after_error = None
-        try:
-            after = frames.parse_after(self.scope.get("query_string", b""))
-        except ChatError as exc:
-            after, after_error = None, exc
-        messages, last_seq, truncated = await database_sync_to_async(self._snapshot)(after=after)
+        messages, last_seq, truncated = snapshot
         await self.send_frame(
             events.hello(
                 user=self.user_obj,
@@ -110,19 +110,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._broadcast_presence(change)
         log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, self.scope.get("auth_method"))
 
-    def _room_and_access(self, *, slug, user):
+    def _open_room(self, *, slug, user, after):
+        """Return (room, allowed, snapshot); the snapshot only when the user may enter."""
         room = selectors.room_get(slug=slug)
-        if room is None:
-            return None, False
-        return room, selectors.room_user_can_access(room=room, user=user)
-
-    def _snapshot(self, *, after):
-        last_seq = type(self.room).objects.filter(pk=self.room.pk).values_list("last_seq", flat=True).first() or 0
+        if room is None or not selectors.room_user_can_access(room=room, user=user):
+            return room, False, None
+        # last_seq comes from the room row, read before the messages: it never exceeds them.
+        last_seq = room.last_seq
         if after is None:
-            messages, _ = selectors.message_list_latest(room=self.room, limit=settings.CHAT_HELLO_LATEST)
-            return messages, last_seq, False
-        messages, more = selectors.message_list_after(room=self.room, after=after, limit=settings.CHAT_RECOVERY_MAX)
-        return messages, last_seq, more
+            messages, _ = selectors.message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST)
+            return room, True, (messages, last_seq, False)
+        messages, more = selectors.message_list_after(room=room, after=after, limit=settings.CHAT_RECOVERY_MAX)
+        return room, True, (messages, last_seq, more)
 
     async def disconnect(self, code):
         self._take_pending_upload()

@@ -126,3 +126,16 @@ async def test_malformed_after_gets_latest_then_an_error(lobby, alice, open_sock
     assert [m["seq"] for m in hello["messages"]] == [1, 2, 3]
     error = await sock.recv()
     assert error["type"] == "error" and error["code"] == "bad_request"
+
+
+async def test_session_wins_over_a_token_and_a_dead_session_falls_back_to_it(lobby, alice, open_socket):
+    bob = await sync_to_async(make_user)("bob")
+    bob_token = await sync_to_async(make_token)(bob)
+    cookie = await sync_to_async(session_cookie)(alice)
+    _, hello = await open_socket("/ws/rooms/general/", cookie=cookie, bearer=bob_token)
+    assert hello["user"]["username"] == "alice"
+    _, hello = await open_socket("/ws/rooms/general/", cookie="not-a-session", bearer=bob_token)
+    assert hello["user"]["username"] == "bob"
+    sock = socket_for("/ws/rooms/general/", cookie="not-a-session")
+    await sock.connect()
+    assert await sock.closed_with() == 4401
