@@ -117,6 +117,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return room, False, None
         # last_seq comes from the room row, read before the messages: it never exceeds them.
         last_seq = room.last_seq
+        if last_seq == 0 or (after is not None and after >= last_seq):
+            # Nothing to send; anything committed from now on arrives through the hub.
+            return room, True, ([], last_seq, False)
         if after is None:
             messages, _ = selectors.message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST)
             return room, True, (messages, last_seq, False)
