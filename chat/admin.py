@@ -43,6 +43,12 @@ class MessageAdmin(admin.ModelAdmin):
         # Messages enter through the socket only, which assigns their seq.
         return False
 
+    def delete_model(self, request, obj):
+        services.messages_delete(message_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        services.messages_delete(message_ids=list(queryset.values_list("pk", flat=True)))
+
     @admin.display(description="body")
     def short_body(self, obj):
         return obj.body if len(obj.body) <= 80 else obj.body[:79] + "…"

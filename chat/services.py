@@ -168,3 +168,14 @@ def token_revoke(*, token: ApiToken) -> None:
     """Revoke a token; sockets opened with it keep running until they close."""
     ApiToken.objects.filter(pk=token.pk).update(revoked=True)
 
+
+
+def messages_delete(*, message_ids: list[int]) -> int:
+    """Delete messages (moderation) and, once that commits, their attachment files."""
+    from chat.models import Attachment
+
+    with transaction.atomic():
+        files = list(Attachment.objects.filter(message_id__in=message_ids).values_list("file", flat=True))
+        deleted, _ = Message.objects.filter(pk__in=message_ids).delete()
+        transaction.on_commit(lambda: [uploads.attachment_discard(name) for name in files])
+    return deleted

@@ -53,3 +53,26 @@ def test_token_added_in_admin_is_shown_once_and_works(admin_client):
     token = ApiToken.objects.get(user=owner)
     admin_client.post("/admin/chat/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert services.token_authenticate(raw=raw) is None
+
+
+def test_deleting_a_message_in_the_admin_removes_its_file(
+    admin_client, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    from chat import uploads
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    room, user = make_room("files"), make_user()
+    header = uploads.upload_check({"name": "a.txt", "content_type": "text/plain", "size": 3})
+    frame, _ = services.message_create(
+        room=room, user=user, body="", client_id=None, attachment=uploads.upload_complete(header, b"abc")
+    )
+    stored = Message.objects.get(pk=frame["id"]).attachment.file.name
+    assert default_storage.exists(stored)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            "/admin/chat/message/", {"action": "delete_selected", "_selected_action": [frame["id"]], "post": "yes"}
+        )
+    assert not Message.objects.filter(pk=frame["id"]).exists()
+    assert not default_storage.exists(stored)
