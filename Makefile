@@ -57,7 +57,7 @@ cluster: $(VENV)/.deps
 cluster-stop:
 	$(PY) deploy/cluster.py stop --dir $(VAR)/cluster
 
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps bench/peers/node_modules/.package-lock.json
 	sh deploy/install-system-deps.sh openssl chromium $(CLUSTER_SERVICES) docker-compose
 	$(PY) -m pytest
 
@@ -85,3 +85,21 @@ conformance: $(VENV)/.test-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Benchmarks (bench/run.py, results in bench/results, docs/benchmarks.md): ours against the Node
+# `ws` broadcast server and the Channels tutorial consumer. Needs node and npm on PATH.
+.PHONY: bench bench-quick
+$(VENV)/.bench-deps: bench/requirements.txt $(VENV)/.deps
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+bench/peers/node_modules/.package-lock.json: bench/peers/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "bench needs node and npm on PATH" >&2; exit 1; }
+	cd bench/peers && npm ci --no-audit --no-fund
+
+bench: $(VENV)/.bench-deps bench/peers/node_modules/.package-lock.json
+	sh deploy/install-system-deps.sh $(CLUSTER_SERVICES)
+	$(PY) -m bench.run
+
+bench-quick: $(VENV)/.bench-deps bench/peers/node_modules/.package-lock.json
+	$(PY) -m bench.run --quick
