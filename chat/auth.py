@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.contrib.auth import get_user
+from django.contrib.auth.models import AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
 from chat import services
@@ -65,9 +67,6 @@ class _SessionRequest:
 
 def authenticate_scope(*, session_key: str | None, raw_token: str | None):
     """Return the user of a session cookie, else of an API token, else AnonymousUser (one DB visit)."""
-    from django.contrib.auth import get_user
-    from django.contrib.auth.models import AnonymousUser
-
     if session_key:
         store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
         user = get_user(_SessionRequest(store))
@@ -108,8 +107,6 @@ class ChatAuthMiddleware:
             if raw and not how and not user.is_authenticated:
                 log.warning("ws auth failed: bad token via %s path=%s", method, scope.get("path"))
         else:
-            from django.contrib.auth.models import AnonymousUser
-
             user, how = AnonymousUser(), None
         scope = dict(scope, user=user, auth_method=how or (method if user.is_authenticated else None))
         return await self.app(scope, receive, send)

@@ -2,6 +2,7 @@
 
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 from django.conf import settings
 
@@ -51,6 +52,17 @@ def check_bool(frame: dict, name: str) -> bool:
     return value
 
 
+def check_client_id(value: object) -> str | None:
+    """Return an optional client_id: absent, or a string of 1 to 64 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ChatError("bad_request", "client_id must be a string")
+    if not 1 <= len(value) <= 64:
+        raise ChatError("bad_request", "client_id must be 1 to 64 characters", client_id=value[:64] or None)
+    return value
+
+
 def check_history(frame: dict) -> tuple[int, int]:
     """Return (before, limit) of a history frame."""
     before = check_int(frame, "before", low=0)
@@ -67,8 +79,6 @@ def check_ping(frame: dict) -> Any:
 
 def parse_after(query_string: bytes) -> int | None:
     """Return the `after` of a socket URL's query, None when absent; raise when malformed."""
-    from urllib.parse import parse_qs
-
     values = parse_qs(query_string.decode("latin-1")).get("after")
     if not values:
         return None

@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat import events, selectors, uploads
+from chat import events, frames, selectors, uploads
 from chat.errors import ChatError
 from chat.models import ApiToken, Membership, Message, Room
 
@@ -20,10 +20,7 @@ TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
 
 def message_validate(*, body: object, client_id: object) -> tuple[str, str | None]:
     """Check a message's fields; return the trimmed body and the client_id."""
-    if client_id is not None and not isinstance(client_id, str):
-        raise ChatError("bad_request", "client_id must be a string")
-    if isinstance(client_id, str) and (len(client_id) > 64 or not client_id):
-        raise ChatError("bad_request", "client_id must be 1 to 64 characters", client_id=client_id[:64])
+    client_id = frames.check_client_id(client_id)
     if not isinstance(body, str):
         raise ChatError("bad_request", "body must be a string", client_id=client_id)
     body = body.strip()

@@ -9,6 +9,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils.text import get_valid_filename
 
+from chat import frames
 from chat.errors import ChatError
 from chat.models import Attachment, Message
 
@@ -49,9 +50,7 @@ def safe_filename(name: str) -> str:
 
 def upload_check(frame: dict) -> UploadHeader:
     """Check an `upload` header frame against the limits and the allowed types."""
-    client_id = frame.get("client_id")
-    if client_id is not None and (not isinstance(client_id, str) or not 1 <= len(client_id) <= 64):
-        raise ChatError("bad_request", "client_id must be a string of 1 to 64 characters")
+    client_id = frames.check_client_id(frame.get("client_id"))
     name, content_type, size = frame.get("name"), frame.get("content_type"), frame.get("size")
     if not isinstance(name, str) or not 1 <= len(name) <= 255:
         raise ChatError("bad_request", "name must be a string of 1 to 255 characters", client_id=client_id)
