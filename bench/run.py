@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import scenarios  # noqa: E402
 from bench.scenarios import QUICK, Settings  # noqa: E402
 from bench.servers import (  # noqa: E402
-    REPO, BenchServer, ClusterViaNginx, Meter, NaiveDaphne, NodeWs, OursCluster, OursDaphne, workdir,
+    REPO, BareDaphne, BenchServer, ClusterViaNginx, Meter, NaiveDaphne, NodeWs, OursCluster, OursDaphne, workdir,
 )
 
-SERVERS = {"ours": OursDaphne, "naive": NaiveDaphne, "node": NodeWs, "cluster": OursCluster}
+SERVERS = {"ours": OursDaphne, "naive": NaiveDaphne, "bare": BareDaphne, "node": NodeWs, "cluster": OursCluster}
 SCENARIOS = ["connections", "fanout", "crossworker"]
 # Each block gets a freshly started server: after one scenario, freed heap would absorb the
 # next one's connections (hiding their memory) and its peak RSS would carry over.

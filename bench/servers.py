@@ -131,6 +131,34 @@ class NodeWs(BenchServer):
         return [{"host": HOST, "port": self.port}]
 
 
+class BareDaphne(NodeWs):
+    """The floor: stock Daphne serving a raw ASGI relay (bench/bare_asgi.py), no Django or Channels."""
+
+    name = "bare"
+    label = "bare Daphne (raw ASGI)"
+
+    def start(self, workdir: Path, rooms: list[str]) -> None:
+        self.port = free_port()
+        self.log = open(workdir / "daphne.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-v", "0", "-e", f"tcp:port={self.port}:interface={HOST}:backlog=1024",
+             "bench.bare_asgi:application"], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=1)
+                conn.request("GET", "/")
+                conn.getresponse().read()
+                conn.close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"bare daphne did not start (log {workdir / 'daphne.log'})")
+
+
 class OursDaphne(BenchServer):
     """Our server as `make run` starts it, one Daphne process: SQLite, in-memory layer."""
 

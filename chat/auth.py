@@ -1,15 +1,15 @@
-"""WebSocket handshake checks: Origin, then session, Bearer header and ?token= auth."""
+"""WebSocket handshake checks: the Origin, then a session, a Bearer header or ?token=."""
 
 import logging
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth import get_user
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
 from chat import services
@@ -46,16 +46,35 @@ class OriginCheckMiddleware:
         return await self.app(scope, receive, send)
 
 
-def _token_from_scope(scope) -> tuple[str | None, str | None]:
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a handshake offers to authenticate with: a session key and/or an API token."""
+
+    session_key: str | None = None
+    token: str | None = None
+    token_via: str | None = None  # "bearer" or "query"
+
+    def __bool__(self) -> bool:
+        return bool(self.session_key or self.token)
+
+
+def credentials_from_scope(scope) -> Credentials:
+    """Read the session cookie, the Bearer header and ?token= from a scope (no database)."""
+    session_key = token = via = None
     for name, value in scope.get("headers", ()):
-        if name == b"authorization":
+        if name == b"cookie" and session_key is None:
+            morsel = SimpleCookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
+            if morsel is not None and morsel.value:
+                session_key = morsel.value
+        elif name == b"authorization" and token is None:
             scheme, _, raw = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and raw.strip():
-                return raw.strip(), "bearer"
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if query.get("token"):
-        return query["token"][0], "query"
-    return None, None
+                token, via = raw.strip(), "bearer"
+    if token is None and b"token=" in scope.get("query_string", b""):
+        query = parse_qs(scope["query_string"].decode("latin-1"))
+        if query.get("token"):
+            token, via = query["token"][0], "query"
+    return Credentials(session_key=session_key, token=token, token_via=via)
 
 
 class _SessionRequest:
@@ -65,53 +84,25 @@ class _SessionRequest:
         self.session = session
 
 
-def authenticate_scope(*, session_key: str | None, raw_token: str | None):
-    """Return the user of a session cookie, else of an API token, else AnonymousUser (one DB visit)."""
-    if session_key:
-        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+def authenticate(credentials: Credentials) -> tuple[AbstractBaseUser, str | None]:
+    """Return the user of the session, else of the API token, else AnonymousUser, and how.
+
+    Sync (database): the room socket calls it inside the one trip to the database thread
+    that also opens the room, so a handshake costs one thread hop, not two.
+    """
+    if credentials.session_key:
+        store = import_module(settings.SESSION_ENGINE).SessionStore(credentials.session_key)
         user = get_user(_SessionRequest(store))
         if user.is_authenticated:
             return user, "session"
-    if raw_token:
-        user = services.token_authenticate(raw=raw_token)
+    if credentials.token:
+        user = services.token_authenticate(raw=credentials.token)
         if user is not None:
-            return user, None
+            return user, credentials.token_via
+        log.warning("ws auth failed: bad token via %s", credentials.token_via)
     return AnonymousUser(), None
 
 
-def _session_key(scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            morsel = SimpleCookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
-            if morsel is not None and morsel.value:
-                return morsel.value
-    return None
-
-
-class ChatAuthMiddleware:
-    """Set scope["user"] from the session cookie, then the Bearer header, then ?token=.
-
-    Channels' AuthMiddlewareStack takes two thread hops (session store, then user) and wraps
-    every send of the socket; this resolves session or token in one hop and stays out of
-    the way afterwards.
-    """
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        session_key = _session_key(scope)
-        raw, method = _token_from_scope(scope)
-        if session_key or raw:
-            user, how = await database_sync_to_async(authenticate_scope)(session_key=session_key, raw_token=raw)
-            if raw and not how and not user.is_authenticated:
-                log.warning("ws auth failed: bad token via %s path=%s", method, scope.get("path"))
-        else:
-            user, how = AnonymousUser(), None
-        scope = dict(scope, user=user, auth_method=how or (method if user.is_authenticated else None))
-        return await self.app(scope, receive, send)
-
-
 def websocket_auth_stack(app):
-    """Wrap a WebSocket app in the origin check and every supported authentication."""
-    return OriginCheckMiddleware(ChatAuthMiddleware(app))
+    """Wrap a WebSocket app in the origin check; the app authenticates (chat.auth.authenticate)."""
+    return OriginCheckMiddleware(app)

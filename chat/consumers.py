@@ -6,12 +6,13 @@ import time
 import uuid
 from collections import deque
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
-from chat import broadcast, events, frames, selectors, services, uploads
+from chat import auth, broadcast, events, frames, selectors, services, uploads
 from chat.errors import ChatError
 from chat.fanout import RAW_SEND_EXTENSION, get_hub
 from chat.presence import get_presence_store
@@ -52,28 +53,33 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.typing_relayed_at = float("-inf")
         self.typing_on = False
         slug = self.scope["url_route"]["kwargs"]["slug"]
-        user = self.scope.get("user")
+        credentials = auth.credentials_from_scope(self.scope)
         # Accept first: close codes 4401/4403/4404 only reach a client after the handshake.
         await self.accept()
-        if user is None or not user.is_authenticated:
-            log.info("ws close 4401 room=%s", slug)
+        if not credentials:
+            log.info("ws close 4401 room=%s: no credentials", slug)
             return await self.close(code=CLOSE_NOT_AUTHENTICATED)
         after_error = None
         try:
             after = frames.parse_after(self.scope.get("query_string", b""))
         except ChatError as exc:
             after, after_error = None, exc
-        self.user_id = user.pk
         # Subscribe first, then snapshot: a message committed in between reaches the
-        # client twice at worst, and clients drop duplicates by seq. The room lookup, the
-        # access check and the snapshot share one trip to the database thread.
-        await get_hub().join(slug, self)
-        room, allowed, snapshot = await database_sync_to_async(self._open_room)(slug=slug, user=user, after=after)
+        # client twice at worst, and clients drop duplicates by seq. Authentication, the
+        # room lookup, the access check and the snapshot share one trip to the database
+        # thread, so the hub is joined before the credentials are known to be good.
+        hub = get_hub()
+        await hub.join(slug, self)
+        user, how, room, allowed, snapshot = await database_sync_to_async(self._open_room)(
+            slug=slug, credentials=credentials, after=after
+        )
         if room is None or not allowed:
-            await get_hub().leave(slug, self)
-            code = CLOSE_NOT_FOUND if room is None else CLOSE_FORBIDDEN
+            await hub.leave(slug, self)
+            code = (CLOSE_NOT_AUTHENTICATED if not user.is_authenticated
+                    else CLOSE_NOT_FOUND if room is None else CLOSE_FORBIDDEN)
             log.info("ws close %s room=%s user=%s", code, slug, user.pk)
             return await self.close(code=code)
+        self.user_id = user.pk
         self.room = room
         self.user = user
         self.user_obj = events.user_obj(user_id=user.pk, username=user.get_username())
@@ -108,23 +114,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send_error(after_error)
         if change.changed:
             await self._broadcast_presence(change)
-        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, self.scope.get("auth_method"))
+        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, how)
 
-    def _open_room(self, *, slug, user, after):
-        """Return (room, allowed, snapshot); the snapshot only when the user may enter."""
-        room = selectors.room_get(slug=slug)
-        if room is None or not selectors.room_user_can_access(room=room, user=user):
-            return room, False, None
+    def _open_room(self, *, slug, credentials, after):
+        """Return (user, how, room, allowed, snapshot); room and snapshot only as far as allowed."""
+        user, how = auth.authenticate(credentials)
+        if not user.is_authenticated:
+            return user, how, None, False, None
+        found = selectors.room_with_access(slug=slug, user=user)
+        if found is None:
+            return user, how, None, False, None
+        room, allowed = found
+        if not allowed:
+            return user, how, room, False, None
         # last_seq comes from the room row, read before the messages: it never exceeds them.
         last_seq = room.last_seq
         if last_seq == 0 or (after is not None and after >= last_seq):
             # Nothing to send; anything committed from now on arrives through the hub.
-            return room, True, ([], last_seq, False)
-        if after is None:
+            snapshot = ([], last_seq, False)
+        elif after is None:
             messages, _ = selectors.message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST)
-            return room, True, (messages, last_seq, False)
-        messages, more = selectors.message_list_after(room=room, after=after, limit=settings.CHAT_RECOVERY_MAX)
-        return room, True, (messages, last_seq, more)
+            snapshot = (messages, last_seq, False)
+        else:
+            messages, more = selectors.message_list_after(room=room, after=after, limit=settings.CHAT_RECOVERY_MAX)
+            snapshot = (messages, last_seq, more)
+        return user, how, room, True, snapshot
 
     async def disconnect(self, code):
         self._take_pending_upload()
@@ -256,12 +270,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return header
 
     async def dispatch(self, message):
-        # Channels hops to a thread to close stale DB connections before every handler;
-        # every database call here already does that itself (database_sync_to_async), so
-        # frames from the client skip the extra hop.
-        if message["type"] == "websocket.receive":
-            return await self.websocket_receive(message)
-        return await super().dispatch(message)
+        # Channels hops to a thread to close stale DB connections before every handler.
+        # This consumer touches the database only through database_sync_to_async, which
+        # does that itself around each call, so the extra hop per event is skipped.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     # -- events from the room, via the hub ----------------------------------
 

@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.urls import reverse
 
-from chat import events
+from chat import events, hotsql
 from chat.models import Attachment, Message, Room
 
 
@@ -20,6 +20,15 @@ def room_user_can_access(*, room: Room, user: AbstractBaseUser) -> bool:
     if not room.private:
         return True
     return room.memberships.filter(user_id=user.pk).exists()
+
+
+def room_with_access(*, slug: str, user: AbstractBaseUser) -> tuple[Room, bool] | None:
+    """Return the room with this slug and whether the user may enter it, or None (one query)."""
+    found = hotsql.room_with_membership(slug=slug, user_id=user.pk)
+    if found is None:
+        return None
+    room, member = found
+    return room, user.is_authenticated and (member or not room.private)
 
 
 def room_user_can_manage(*, room: Room, user: AbstractBaseUser) -> bool:
