@@ -8,6 +8,7 @@ from collections import deque
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -41,17 +42,31 @@ class RoomConsumer(AsyncWebsocketConsumer):
     upload_timer: asyncio.TimerHandle | None = None
     # Set when an upload header was refused: its bytes, if they follow, are dropped quietly.
     discard_next_binary = False
+    # Per-socket state starts as these class defaults, so an idle socket's instance dict
+    # holds only what it changed (thousands of idle sockets per process).
+    _ready = False
+    _outbox: deque[str] | None = None  # only for servers without the raw send
+    _drainer: asyncio.Task | None = None
+    typing_relayed_at = float("-inf")
+    typing_on = False
+
+    async def __call__(self, scope, receive, send):
+        # With no channel-layer channel the socket has one input, so events are awaited
+        # directly: Channels' await_many_dispatch spends a Task and an asyncio.wait on each.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def connect(self):
         self.connection_id = uuid.uuid4().hex
         # Room events that arrive before hello is sent wait here: hello is the first frame.
-        self._ready = False
-        self._backlog: list[tuple[str, bytes, bytes]] = []
-        self._outbox: deque[str] = deque()
-        self._drainer: asyncio.Task | None = None
+        self._backlog: list[tuple[str, bytes, bytes, int | None]] = []
         self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
-        self.typing_relayed_at = float("-inf")
-        self.typing_on = False
         slug = self.scope["url_route"]["kwargs"]["slug"]
         credentials = auth.credentials_from_scope(self.scope)
         # Accept first: close codes 4401/4403/4404 only reach a client after the handshake.
@@ -84,6 +99,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.user_obj = events.user_obj(user_id=user.pk, username=user.get_username())
         ensure_heartbeat()
+        # A presence frame that came before the store join describes a change the join's
+        # `online` (sent in hello) already includes; after hello it would be stale.
+        self._backlog = [item for item in self._backlog if not events.is_presence_text(item[0])]
         change = await get_presence_store().join(
             room=room.slug,
             user=self.user_obj,
@@ -108,8 +126,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
         self._ready = True
         backlog, self._backlog = self._backlog, []
-        for item in backlog:
-            self.deliver(*item)
+        for text, payload, frame, skip_user in backlog:
+            if skip_user != self.user_id:
+                self.deliver(text, payload, frame)
         if after_error is not None:
             await self.send_error(after_error)
         if change.changed:
@@ -280,15 +299,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     # -- events from the room, via the hub ----------------------------------
 
-    def deliver(self, text: str, payload: bytes, frame: bytes) -> None:
+    def deliver(self, text: str, payload: bytes, frame: bytes, skip_user: int | None = None) -> None:
         """Write a room frame the hub encoded once for every local socket of the room."""
         if not self._ready:
-            self._backlog.append((text, payload, frame))
+            # Before hello; the user may not be known yet, so the skip is checked on flush.
+            self._backlog.append((text, payload, frame, skip_user))
         elif self._raw_send is not None:
             self._raw_send(payload, frame)
         else:
             # Servers without our Daphne extension (e.g. the test communicator): ASGI send,
             # in order, from one task.
+            if self._outbox is None:
+                self._outbox = deque()
             self._outbox.append(text)
             if self._drainer is None or self._drainer.done():
                 self._drainer = asyncio.ensure_future(self._drain_outbox())

@@ -15,6 +15,14 @@ def encode(frame: Frame) -> str:
     return _encoder.encode(frame)
 
 
+PRESENCE_PREFIX = encode({"type": "presence"})[:-1]
+
+
+def is_presence_text(text: str) -> bool:
+    """Tell whether encoded frame text is a presence frame (its "type" is encoded first)."""
+    return text.startswith(PRESENCE_PREFIX)
+
+
 def iso(dt: datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with a Z suffix."""
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -37,10 +37,14 @@ def text_frame(payload: bytes) -> bytes:
 class Member:
     """What the hub needs from a socket: its user id and a way to write a frame to it."""
 
-    user_id: int
+    user_id: int | None  # None until the socket's credentials are checked
 
-    def deliver(self, text: str, payload: bytes, frame: bytes) -> None:
-        """Write one room frame: as text, as its UTF-8 payload, or as the whole wire frame."""
+    def deliver(self, text: str, payload: bytes, frame: bytes, skip_user: int | None = None) -> None:
+        """Write one room frame: as text, as its UTF-8 payload, or as the whole wire frame.
+
+        skip_user is the user the frame is not for; the hub has already left out members
+        with that user id, so only a member whose user is not yet known needs it.
+        """
         raise NotImplementedError
 
 
@@ -89,7 +93,7 @@ class Hub:
         count = 0
         for member in list(members):
             if member.user_id != skip:
-                member.deliver(text, payload, frame)
+                member.deliver(text, payload, frame, skip)
                 count += 1
         return count
 

@@ -1,5 +1,18 @@
-"""Daphne's Server with what it lacks: permessage-deflate, and empty frames sent as sent."""
+"""Daphne's Server with what it lacks: permessage-deflate, empty frames, and a lighter socket.
 
+Per idle socket, stock Daphne holds ~18 KiB of Python objects (tracemalloc, bench/bare_asgi.py);
+the biggest are autobahn's protocol instance dict (~3.2 KiB: ~40 options copied from the
+factory onto every instance) and Daphne's asyncio.Queue (~3 KiB: three deques and an
+Event). Both are trimmed here, without changing what either does.
+"""
+
+import asyncio
+import inspect
+from collections import deque
+from functools import partial
+from pprint import pformat
+
+import autobahn.websocket.protocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from twisted.internet import tcp
 from daphne.server import Server
@@ -8,12 +21,40 @@ from daphne.ws_protocol import WebSocketProtocol
 from chat.fanout import RAW_SEND_EXTENSION
 
 
+class RequestPath:
+    """What Daphne's protocol reads of autobahn's ConnectionRequest once the socket is open."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
 class ChatWebSocketProtocol(WebSocketProtocol):
-    """Daphne's protocol, but an empty text or bytes frame is sent rather than dropped.
+    """Daphne's protocol, but an empty frame is sent, and the handshake is dropped once done.
 
     Daphne tests `if message.get("text")`, so `""` and `b""` vanish; RFC 6455 allows empty
     frames and the Autobahn echo cases (1.1.1, 1.2.1) send them.
     """
+
+    # The opening handshake's request and response, which autobahn keeps for the socket's life.
+    HANDSHAKE_LEFTOVERS = ("http_headers", "http_request_data", "http_response_data", "http_status_line",
+                           "http_request_params", "http_request_uri", "http_request_path", "http_request_host")
+
+    def onOpen(self):
+        super().onOpen()
+        # Nothing reads these once the socket is open; an idle socket need not carry them.
+        for name in self.HANDSHAKE_LEFTOVERS:
+            self.__dict__.pop(name, None)
+        # Daphne reads only request.path after the handshake (for its access log).
+        self.request = RequestPath(self.request.path)
+        self.application_deferred = None  # fired long ago
+        # The upgraded HTTP channel stays registered as the transport's producer (TLS: as
+        # the TLS wrapper's), keeping it, its request and its header buffers (~3 KiB)
+        # alive until the socket closes.
+        transport = self.transport
+        if transport is not None and (getattr(transport, "producer", None) or getattr(transport, "_producer", None)):
+            transport.unregisterProducer()
 
     def handle_reply(self, message):
         if message.get("type") == "websocket.send" and self.state != self.STATE_CONNECTING:
@@ -25,6 +66,81 @@ class ChatWebSocketProtocol(WebSocketProtocol):
             if text is not None:
                 return self.serverSend(text, False)
         return super().handle_reply(message)
+
+
+class InputQueue:
+    """A socket's ASGI input queue: what Daphne needs of asyncio.Queue, in two slots.
+
+    Daphne only calls put_nowait() and hands get() to the application as `receive`; one
+    consumer task awaits it at a time. The deque exists only while events wait.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque | None = None
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item) -> None:
+        """Hand an event to the waiting receive, or keep it for the next one."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(item)
+            return
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+
+    async def get(self):
+        """Return the next event, waiting for it if none is queued."""
+        if self._items:
+            item = self._items.popleft()
+            if not self._items:
+                self._items = None
+            return item
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # The event arrived as the receive was cancelled: keep it for the next one.
+                self._items = deque([waiter.result(), *(self._items or ())])
+            raise
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+
+class _LazyFormat:
+    """Format an object with pformat only if a log line is actually written."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __format__(self, spec: str) -> str:
+        return format(pformat(self.obj), spec)
+
+    def __str__(self) -> str:
+        return pformat(self.obj)
+
+
+# autobahn pretty-prints its ~40 protocol options for a debug line on every connection,
+# whether or not debug logging is on (~0.1 ms per handshake in py-spy); defer it.
+autobahn.websocket.protocol.pformat = _LazyFormat
+
+
+def configured_protocol(factory) -> type[ChatWebSocketProtocol]:
+    """Return a protocol class holding the factory's options as class attributes.
+
+    autobahn copies each option the instance lacks from the factory into the instance's
+    dict on every connection; as class attributes they are found and shared instead.
+    """
+    options = {name: getattr(factory, name) for name in ChatWebSocketProtocol.CONFIG_ATTRS}
+    # A plain function as a class attribute would bind as a method (the compression acceptor).
+    options = {name: staticmethod(v) if inspect.isfunction(v) else v for name, v in options.items()}
+    return type("ConfiguredChatWebSocketProtocol", (ChatWebSocketProtocol,), options)
 
 
 def deflate_acceptor(max_inflated: int):
@@ -100,16 +216,25 @@ def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
             super().__init__(*args, ready_callable=ready, **kwargs)
 
         def create_application(self, protocol, scope):
-            # An ASGI scope extension: the chat's local fan-out writes broadcast frames with
-            # it, skipping ASGI send, its per-message header checks and a UTF-8 encode.
-            if scope.get("type") == "websocket":
-                scope.setdefault("extensions", {})[RAW_SEND_EXTENSION] = raw_sender(self, protocol)
-            return super().create_application(protocol, scope)
+            if scope.get("type") != "websocket":
+                return super().create_application(protocol, scope)
+            # Daphne's own create_application, with InputQueue for asyncio.Queue and an ASGI
+            # scope extension: the chat's local fan-out writes broadcast frames with it,
+            # skipping ASGI send, its per-message header checks and a UTF-8 encode.
+            assert "application_instance" not in self.connections[protocol]
+            scope.setdefault("extensions", {})[RAW_SEND_EXTENSION] = raw_sender(self, protocol)
+            scope.setdefault("asgi", {"version": "3.0"})
+            input_queue = InputQueue()
+            instance = self.application(scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol))
+            if protocol not in self.connections:
+                return None
+            self.connections[protocol]["application_instance"] = asyncio.ensure_future(instance)
+            return input_queue
 
         def configure_websockets(self):
-            """Install the protocol fix and compression on the factory Daphne just built."""
-            self.ws_factory.protocol = ChatWebSocketProtocol
+            """Install the protocol fix, compression and shared options on Daphne's factory."""
             if compression:
                 self.ws_factory.setProtocolOptions(perMessageCompressionAccept=deflate_acceptor(max_inflated))
+            self.ws_factory.protocol = configured_protocol(self.ws_factory)
 
     return ChatServer

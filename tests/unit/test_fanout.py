@@ -30,7 +30,7 @@ class Recorder:
         self.frames: list[str] = []
         self.arrived = asyncio.Event()
 
-    def deliver(self, text, payload, frame):
+    def deliver(self, text, payload, frame, skip_user=None):
         assert payload == text.encode() and frame.endswith(payload)
         self.frames.append(text)
         self.arrived.set()
