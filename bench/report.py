@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
-ORDER = ["ours", "cluster", "cluster-nginx", "naive", "node"]
+ORDER = ["ours", "cluster", "cluster-nginx", "naive", "bare", "node"]
 REFERENCE = "node"
 OURS = {"ours", "cluster", "cluster-nginx"}
 
@@ -184,7 +184,7 @@ def headline(records: list[dict]) -> list[str]:
         figures[s] = [f.get("peak"), f.get("cpu"), first, f.get("p99"), c, st]
         rows.append(f"| {names[s]} | " + " | ".join(cell(x) for x in figures[s]) + " |")
     if REFERENCE in figures:
-        for s in (x for x in figures if x in OURS | {"naive"}):
+        for s in (x for x in figures if x in OURS | {"naive", "bare"}):
             rows.append(f"| *{s} / node* | " + " | ".join(ratio(a, b) for a, b in zip(figures[s], figures[REFERENCE]))
                         + " |")
     return rows + [""]
@@ -332,7 +332,9 @@ METHOD = """\
   cluster's certificate; TLS costs client and nginx CPU); the Channels tutorial consumer
   (`chat/naive.py`, `ws/naive/<room>/`, on the same Daphne, off unless `CHAT_NAIVE_ENDPOINT`);
   the classic Node `ws` broadcast server (`bench/peers/ws_server.js`, `bufferutil`, listen
-  backlog 1024 like ours).
+  backlog 1024 like ours); and the floor, stock Daphne serving a 30-line raw ASGI relay
+  (`bench/bare_asgi.py`: no Django, Channels, auth or storage), which shows what Twisted,
+  autobahn and Daphne cost before any of our code runs.
 - **Server CPU** is utime+stime (+ reaped children) of every process of the server and all its
   descendants (Redis, PostgreSQL backends, nginx workers) from `/proc/<pid>/stat`, between the
   client's marks (10 ms clock ticks). **RSS** is the summed VmRSS sampled every 0.25 s; the peak
@@ -355,7 +357,7 @@ METHOD = """\
   snapshot included); the others at the HTTP 101.
 - **Cross-worker** (cluster only): 1 room × 100 members split over the 2 workers, every message
   sent from a member on worker 0; latency of observers on the sender's worker and on the other.
-- Repetitions interleave the servers (ours, naive, node, cluster). Each server is started fresh
+- Repetitions interleave the servers (ours, naive, bare, node, cluster). Each server is started fresh
   for the connection scenarios and again for fan-out (+ cross-worker), and the harness waits for
   it to go idle before each scenario; the nginx view runs right after the direct cluster on the
   same processes. Tables show median [min–max] over repetitions; *ours / node* divides medians.
@@ -364,6 +366,12 @@ METHOD = """\
   workers redirect plain-HTTP pages to HTTPS); the load client is one process (a client-bound
   phase is flagged, not split over two processes).
 """
+
+
+def findings() -> list[str]:
+    """Return the hand-written section on what the profiles showed (bench/FINDINGS.md)."""
+    path = REPO / "bench" / "FINDINGS.md"
+    return path.read_text().rstrip("\n").splitlines() + [""] if path.exists() else []
 
 
 def document(meta: dict, records: list[dict], pngs: list[Path], doc: Path) -> str:
@@ -396,6 +404,7 @@ def document(meta: dict, records: list[dict], pngs: list[Path], doc: Path) -> st
         "Median [min–max] over the repetitions; the *x / node* rows divide medians.",
         "",
         *headline(records),
+        *findings(),
         "## Fan-out",
         "",
         f"Run {runs_of(by(records, scenario='fanout'))}.",

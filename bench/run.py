@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.run --quick         # 1 repetition of the fan-out scenario (make bench-quick)
     .venv/bin/python -m bench.run --servers ours,node --scenarios fanout --reps 1 --out /tmp/r
 
-Order: for each repetition, for each server (ours, naive, node, cluster): start, run the
+Order: for each repetition, for each server (ours, naive, bare, node, cluster): start, run the
 connection scenarios, stop; start again, run fan-out (and cross-worker), stop. Records go to OUT/<scenario>.json with the run's metadata;
 the full run then writes docs/benchmarks.md and its plots (bench/report.py).
 """

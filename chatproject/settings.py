@@ -137,7 +137,11 @@ def _database(url: str) -> dict:
         "HOST": unquote(parts.hostname or ""),
         "PORT": parts.port or "",
         "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
-        "CONN_HEALTH_CHECKS": True,
+        # Off by default: Channels closes old connections around every database call, so a
+        # health check is a `SELECT 1` round trip per message and per handshake. Without
+        # it, the first statement on a connection PostgreSQL dropped fails (the client gets
+        # `unavailable`, nothing stored) and the connection is replaced for the next one.
+        "CONN_HEALTH_CHECKS": env_bool("DATABASE_HEALTH_CHECKS", False),
     }
 
 
@@ -157,7 +161,8 @@ if REDIS_URL:
     }
 else:
     # One hub channel per process carries every room's events (chat/fanout.py): give it room.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10000}}}
+    # Channels' in-memory layer, minus its O(rooms) sweep per message and group expiry.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.LocalChannelLayer", "CONFIG": {"capacity": 10000}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,37 @@
+"""The single-process channel layer (chat/layers.py)."""
+
+import asyncio
+
+from chat.layers import LocalChannelLayer
+
+
+async def test_group_membership_outlives_group_expiry():
+    layer = LocalChannelLayer(group_expiry=10)
+    channel = await layer.new_channel("chat.hub.")
+    await layer.group_add("chat.room.lobby", channel)
+    # Joined long ago: Channels' in-memory layer would have dropped this membership.
+    layer.groups["chat.room.lobby"][channel] -= 3600
+    layer._swept_at = float("-inf")
+    await layer.group_send("chat.room.lobby", {"type": "room.event", "text": "still here"})
+    message = await asyncio.wait_for(layer.receive(channel), 5)
+    assert message["text"] == "still here"
+
+
+async def test_expired_messages_are_still_swept():
+    layer = LocalChannelLayer(expiry=60)
+    await layer.send("chat.hub.a", {"type": "old"})
+    await layer.send("chat.hub.a", {"type": "fresh"})
+    queue = layer.channels["chat.hub.a"]
+    expires, message = queue._queue[0]
+    queue._queue[0] = (expires - 120, message)  # the first message outlived its expiry
+    layer._swept_at = float("-inf")
+    layer._clean_expired()
+    assert (await asyncio.wait_for(layer.receive("chat.hub.a"), 5))["type"] == "fresh"
+
+
+async def test_sweep_runs_at_most_once_per_interval():
+    layer = LocalChannelLayer()
+    layer._clean_expired()
+    swept = layer._swept_at
+    await layer.send("chat.hub.b", {"type": "x"})
+    assert layer._swept_at == swept
