@@ -19,6 +19,7 @@ from chat.fanout import RAW_SEND_EXTENSION, get_hub
 from chat.presence import get_presence_store
 from chat.presence.runner import ensure_heartbeat
 from chat.ratelimit import get_rate_limiter
+from chat.writer import get_writer
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY_CONNECTIONS = 4429
+# Messages one socket may have waiting to be stored before it stops reading its frames.
+PIPELINE_MAX = 32
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -47,6 +50,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _ready = False
     _outbox: deque[str] | None = None  # only for servers without the raw send
     _drainer: asyncio.Task | None = None
+    _replier: asyncio.Task | None = None
+    _space: asyncio.Future | None = None  # resolved when the reply chain shrinks
     typing_relayed_at = float("-inf")
     typing_on = False
 
@@ -66,6 +71,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.connection_id = uuid.uuid4().hex
         # Room events that arrive before hello is sent wait here: hello is the first frame.
         self._backlog: list[tuple[str, bytes, bytes, int | None]] = []
+        # Replies in frame order: (stored-message future, client_id) or a ready frame.
+        self._replies: deque[tuple[asyncio.Future, str | None] | events.Frame] = deque()
         self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
         slug = self.scope["url_route"]["kwargs"]["slug"]
         credentials = auth.credentials_from_scope(self.scope)
@@ -210,24 +217,58 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if not await get_rate_limiter().take(f"{self.room.slug}:{self.user_obj['id']}"):
             log.warning("rate limited room=%s user=%s", self.room.slug, self.user_obj["id"])
             raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)", client_id=client_id)
+        # Pipelined: the message joins the process's next batch (chat/writer.py) and the
+        # socket reads its next frame meanwhile; the ack, or the error, is sent in frame
+        # order by the reply chain once the batch commits and is broadcast.
+        while len(self._replies) >= PIPELINE_MAX:
+            self._space = asyncio.get_running_loop().create_future()
+            await self._space
+        draft = services.MessageDraft(room=self.room, user=self.user, body=body, client_id=client_id,
+                                      attachment=attachment)
+        self._replies.append((get_writer().submit(draft), client_id))
+        if self._replier is None or self._replier.done():
+            self._replier = asyncio.ensure_future(self._send_replies())
+
+    async def _send_replies(self) -> None:
+        """Send the reply chain in order: acks (or errors) as their messages are stored, frames as queued."""
+        while self._replies:
+            entry = self._replies[0]
+            close = False
+            if isinstance(entry, tuple):
+                frame, close = await self._store_reply(*entry)
+            else:
+                frame = entry
+            try:
+                await self.send(text_data=events.encode(frame))
+                if close:
+                    await self.close(code=CLOSE_NOT_FOUND)
+            except Exception:
+                log.exception("reply not sent room=%s", self.room.slug if self.room else None)
+            finally:
+                # Popped only once sent, so a frame queued meanwhile cannot overtake it.
+                self._replies.popleft()
+                if self._space is not None and not self._space.done():
+                    self._space.set_result(None)
+
+    async def _store_reply(self, stored: asyncio.Future, client_id: str | None) -> tuple[events.Frame, bool]:
+        """Return the frame answering a stored message, and whether the socket must then close."""
         try:
-            message, created = await database_sync_to_async(services.message_create)(
-                room=self.room, user=self.user, body=body, client_id=client_id, attachment=attachment
-            )
+            message, _created = await stored
         except ChatError as exc:
-            exc.client_id = client_id
             if exc.code == "not_found":
                 # The room was deleted under this socket: say so, then close as for a missing room.
-                await self.send_error(ChatError("forbidden", "this room no longer exists; nothing was stored",
-                                                client_id=client_id))
-                return await self.close(code=CLOSE_NOT_FOUND)
-            raise
+                return events.error(code="forbidden", detail="this room no longer exists; nothing was stored",
+                                    client_id=client_id), True
+            return events.error(code=exc.code, detail=exc.detail, client_id=client_id), False
         except DatabaseError:
             log.exception("message not stored room=%s user=%s", self.room.slug, self.user_obj["id"])
-            raise ChatError("unavailable", "the database is unavailable; nothing was stored", client_id=client_id) from None
-        if created:
-            await broadcast.room_broadcast(room=self.room.slug, frame=message)
-        await self.send_frame(events.ack(client_id=client_id, message_id=message["id"], seq=message["seq"]))
+            return events.error(code="unavailable", detail="the database is unavailable; nothing was stored",
+                                client_id=client_id), False
+        except Exception:
+            log.exception("message failed room=%s user=%s", self.room.slug, self.user_obj["id"])
+            return events.error(code="unavailable", detail="the server failed to store this message",
+                                client_id=client_id), False
+        return events.ack(client_id=client_id, message_id=message["id"], seq=message["seq"]), False
 
     async def frame_typing(self, frame):
         active = frames.check_bool(frame, "active")
@@ -322,6 +363,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # -- helpers ---------------------------------------------------------------
 
     async def send_frame(self, frame: events.Frame):
+        if self._replies:
+            # Acks are still due for earlier frames: this reply waits its turn behind them.
+            self._replies.append(frame)
+            return
         await self.send(text_data=events.encode(frame))
 
     async def send_error(self, exc: ChatError):

@@ -121,6 +121,22 @@ def message_insert(*, room_id: int, seq: int, user_id: int, body: str, client_id
         return cursor.fetchone()[0]
 
 
+def message_insert_many(*, rows: list[tuple[int, int, int, str, str | None]], created: datetime) -> dict[tuple[int, int], int]:
+    """Insert (room_id, seq, user_id, body, client_id) rows in one statement; return {(room_id, seq): id}."""
+    fields = ("room", "seq", "user", "body", "client_id", "created")
+    when = connection.ops.adapt_datetimefield_value(created)
+    sql = (
+        f"INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)}) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+        + f" RETURNING {_col(Message, 'id')}, {_col(Message, 'room')}, {_col(Message, 'seq')}"
+    )
+    params = [value for row in rows for value in (*row, when)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        # Rows come back keyed by (room, seq), unique: RETURNING's row order is not promised.
+        return {(room_id, seq): message_id for message_id, room_id, seq in cursor.fetchall()}
+
+
 def message_client_id_used(*, room_id: int, user_id: int, client_id: str) -> bool:
     """Tell whether the user already stored a message with this client_id in the room."""
     _, exists = _message_sql()

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -40,17 +41,88 @@ def _message_by_client_id(*, room: Room, user: AbstractBaseUser, client_id: str)
     )
 
 
-def _seq_next(*, room_id: int) -> int:
-    """Bump the room's last_seq and return it; the UPDATE holds the row lock until commit."""
+def _seq_take(*, room_id: int, count: int = 1) -> int:
+    """Bump the room's last_seq by count and return it; the UPDATE holds the row lock until commit."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1 WHERE id = %s RETURNING last_seq",
-            [room_id],
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
+            [count, room_id],
         )
         row = cursor.fetchone()
     if row is None:
         raise ChatError("not_found", "the room no longer exists")
     return row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDraft:
+    """A validated message waiting to be stored (chat/writer.py batches these)."""
+
+    room: Room
+    user: AbstractBaseUser
+    body: str
+    client_id: str | None
+    attachment: "uploads.UploadedFile | None" = None
+
+
+def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[events.Frame, bool]]:
+    """Store text messages in one transaction, in order, all or none; return each one's frame and newness.
+
+    The group-commit form of message_create, with the same guarantees: each room's last_seq
+    is bumped once for all its new messages, rooms in id order so two concurrent batches
+    cannot deadlock; a client_id already stored, or repeated within the batch, answers
+    with the first message. Any error rolls the whole batch back (chat/writer.py then
+    stores the drafts one by one to find out which failed).
+    """
+    if any(d.attachment is not None for d in drafts):
+        raise ValueError("message_create_many stores text messages only")
+    created = timezone.now()
+    results: list[tuple[events.Frame, bool] | None] = [None] * len(drafts)
+    first_of: dict[tuple[int, int, str], int] = {}  # (room, user, client_id) -> first draft
+    repeats: list[tuple[int, int]] = []
+    fresh: dict[int, list[int]] = {}  # room id -> drafts to insert, in order
+    with transaction.atomic():
+        for i, d in enumerate(drafts):
+            if d.client_id is not None:
+                key = (d.room.pk, d.user.pk, d.client_id)
+                if key in first_of:
+                    repeats.append((i, first_of[key]))
+                    continue
+                first_of[key] = i
+                if hotsql.message_client_id_used(room_id=d.room.pk, user_id=d.user.pk, client_id=d.client_id):
+                    existing = _message_by_client_id(room=d.room, user=d.user, client_id=d.client_id)
+                    results[i] = (selectors.message_to_frame(existing, room_slug=d.room.slug), False)
+                    continue
+            fresh.setdefault(d.room.pk, []).append(i)
+        seqs: dict[int, int] = {}
+        for room_id in sorted(fresh):
+            indexes = fresh[room_id]
+            last = _seq_take(room_id=room_id, count=len(indexes))
+            for n, i in enumerate(indexes):
+                seqs[i] = last - len(indexes) + 1 + n
+        order = sorted(seqs, key=lambda i: (drafts[i].room.pk, seqs[i]))
+        ids = hotsql.message_insert_many(rows=[
+            (drafts[i].room.pk, seqs[i], drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in order
+        ], created=created)
+    for i in order:
+        d = drafts[i]
+        results[i] = (_message_frame(d, message_id=ids[(d.room.pk, seqs[i])], seq=seqs[i], created=created), True)
+    for i, first in repeats:
+        results[i] = (results[first][0], False)
+    return results
+
+
+def _message_frame(d: MessageDraft, *, message_id: int, seq: int, created, attachment=None) -> events.Frame:
+    return events.message_obj(
+        message_id=message_id,
+        seq=seq,
+        room=d.room.slug,
+        user=events.user_obj(user_id=d.user.pk, username=d.user.get_username()),
+        body=d.body,
+        created=created,
+        client_id=d.client_id,
+        attachment=attachment,
+    )
 
 
 def message_create(
@@ -81,7 +153,7 @@ def message_create(
                 existing = _message_by_client_id(room=room, user=user, client_id=client_id)
                 uploads.attachment_discard(saved)
                 return selectors.message_to_frame(existing, room_slug=room.slug), False
-            seq = _seq_next(room_id=room.pk)
+            seq = _seq_take(room_id=room.pk)
             message_id = hotsql.message_insert(
                 room_id=room.pk, seq=seq, user_id=user.pk, body=body, client_id=client_id, created=created
             )
@@ -100,17 +172,9 @@ def message_create(
     except BaseException:
         uploads.attachment_discard(saved)
         raise
-    frame = events.message_obj(
-        message_id=message_id,
-        seq=seq,
-        room=room.slug,
-        user=events.user_obj(user_id=user.pk, username=user.get_username()),
-        body=body,
-        created=created,
-        client_id=client_id,
-        attachment=selectors.attachment_obj(stored, room_slug=room.slug) if stored else None,
-    )
-    return frame, True
+    draft = MessageDraft(room=room, user=user, body=body, client_id=client_id)
+    attachment_frame = selectors.attachment_obj(stored, room_slug=room.slug) if stored else None
+    return _message_frame(draft, message_id=message_id, seq=seq, created=created, attachment=attachment_frame), True
 
 
 def room_create(*, user: AbstractBaseUser, name: object, slug: object = None, private: object = False) -> Room:

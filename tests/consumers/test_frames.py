@@ -214,3 +214,33 @@ async def test_message_to_a_room_deleted_under_the_socket_is_refused_and_closed_
     assert error["code"] == "forbidden" and error["client_id"] == "gone"
     assert await alice.closed_with() == 4404
     assert await sync_to_async(_count)() == 0
+
+
+@override_settings(CHAT_RATE_BURST=100)
+async def test_back_to_back_messages_are_stored_together_and_acked_in_order(people, open_socket, monkeypatch):
+    batches = []
+    store_many = services.message_create_many
+
+    def counted(*, drafts):
+        batches.append(len(drafts))
+        return store_many(drafts=drafts)
+
+    monkeypatch.setattr(services, "message_create_many", counted)
+    alice, _ = await open_socket(ROOM, bearer=people["alice"])
+    bob, _ = await open_socket(ROOM, bearer=people["bob"])
+    for i in range(20):
+        await alice.send({"type": "message", "body": f"m{i}", "client_id": f"k{i}"})
+    await alice.send({"type": "ping", "ts": "after"})
+    replies = []
+    while len(replies) < 21:
+        frame = await alice.recv()
+        if frame["type"] not in ("message", "presence"):  # broadcasts, bob's join
+            replies.append(frame)
+    # Every ack in frame order, then the pong: the reply to a later frame waits its turn.
+    assert [(f["type"], f.get("client_id"), f.get("seq")) for f in replies] == [
+        ("ack", f"k{i}", i + 1) for i in range(20)
+    ] + [("pong", None, None)]
+    seen = [await bob.recv_type("message") for _ in range(20)]
+    assert [(m["seq"], m["body"]) for m in seen] == [(i + 1, f"m{i}") for i in range(20)]
+    assert batches and max(batches) > 1 and sum(batches) <= 20  # at least one group commit
+    assert await sync_to_async(_count)() == 20
