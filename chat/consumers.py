@@ -15,7 +15,7 @@ from django.db import DatabaseError
 
 from chat import auth, broadcast, events, frames, selectors, services, uploads
 from chat.errors import ChatError
-from chat.fanout import RAW_SEND_EXTENSION, get_hub
+from chat.fanout import RAW_SEND_EXTENSION, Delivery, get_hub
 from chat.presence import get_presence_store
 from chat.presence.runner import ensure_heartbeat
 from chat.ratelimit import get_rate_limiter
@@ -70,7 +70,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.connection_id = uuid.uuid4().hex
         # Room events that arrive before hello is sent wait here: hello is the first frame.
-        self._backlog: list[tuple[str, bytes, bytes, int | None]] = []
+        self._backlog: list[tuple[Delivery, int | None]] = []
         # Replies in frame order: (stored-message future, client_id) or a ready frame.
         self._replies: deque[tuple[asyncio.Future, str | None] | events.Frame] = deque()
         self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
@@ -108,7 +108,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         ensure_heartbeat()
         # A presence frame that came before the store join describes a change the join's
         # `online` (sent in hello) already includes; after hello it would be stale.
-        self._backlog = [item for item in self._backlog if not events.is_presence_text(item[0])]
+        self._backlog = [item for item in self._backlog if not events.is_presence_text(item[0].texts[0])]
         change = await get_presence_store().join(
             room=room.slug,
             user=self.user_obj,
@@ -133,9 +133,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
         self._ready = True
         backlog, self._backlog = self._backlog, []
-        for text, payload, frame, skip_user in backlog:
+        for delivery, skip_user in backlog:
             if skip_user != self.user_id:
-                self.deliver(text, payload, frame)
+                self.deliver(delivery)
         if after_error is not None:
             await self.send_error(after_error)
         if change.changed:
@@ -340,19 +340,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     # -- events from the room, via the hub ----------------------------------
 
-    def deliver(self, text: str, payload: bytes, frame: bytes, skip_user: int | None = None) -> None:
-        """Write a room frame the hub encoded once for every local socket of the room."""
+    def deliver(self, delivery: Delivery, skip_user: int | None = None) -> None:
+        """Write a room event the hub encoded once for every local socket of the room."""
         if not self._ready:
             # Before hello; the user may not be known yet, so the skip is checked on flush.
-            self._backlog.append((text, payload, frame, skip_user))
+            self._backlog.append((delivery, skip_user))
         elif self._raw_send is not None:
-            self._raw_send(payload, frame)
+            self._raw_send(delivery.payloads, delivery.wire)
         else:
             # Servers without our Daphne extension (e.g. the test communicator): ASGI send,
             # in order, from one task.
             if self._outbox is None:
                 self._outbox = deque()
-            self._outbox.append(text)
+            self._outbox.extend(delivery.texts)
             if self._drainer is None or self._drainer.done():
                 self._drainer = asyncio.ensure_future(self._drain_outbox())
 

@@ -34,15 +34,30 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+class Delivery:
+    """One room event as every local socket writes it, encoded once per process.
+
+    texts are the frames' JSON, payloads their UTF-8 bytes, and wire all of them as
+    consecutive RFC 6455 text frames: one socket write for the whole event.
+    """
+
+    __slots__ = ("texts", "payloads", "wire")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.payloads = [text.encode() for text in texts]
+        self.wire = b"".join(map(text_frame, self.payloads))
+
+
 class Member:
-    """What the hub needs from a socket: its user id and a way to write a frame to it."""
+    """What the hub needs from a socket: its user id and a way to write a delivery to it."""
 
     user_id: int | None  # None until the socket's credentials are checked
 
-    def deliver(self, text: str, payload: bytes, frame: bytes, skip_user: int | None = None) -> None:
-        """Write one room frame: as text, as its UTF-8 payload, or as the whole wire frame.
+    def deliver(self, delivery: Delivery, skip_user: int | None = None) -> None:
+        """Write a room event's frames.
 
-        skip_user is the user the frame is not for; the hub has already left out members
+        skip_user is the user the event is not for; the hub has already left out members
         with that user id, so only a member whose user is not yet known needs it.
         """
         raise NotImplementedError
@@ -82,18 +97,16 @@ class Hub:
                 await self.layer.group_discard(room_group(room), self.channel)
 
     def fan_out(self, event: dict) -> int:
-        """Write an event's frame to every local member of its room but skip_user; return how many."""
+        """Write an event's frames to every local member of its room but skip_user; return how many."""
         members = self.rooms.get(event["room"])
         if not members:
             return 0
-        text = event["text"]
-        payload = text.encode()  # once per process, not once per socket
-        frame = text_frame(payload)
+        delivery = Delivery(event["texts"])  # encoded once per process, not once per socket
         skip = event.get("skip_user")
         count = 0
         for member in list(members):
             if member.user_id != skip:
-                member.deliver(text, payload, frame, skip)
+                member.deliver(delivery, skip)
                 count += 1
         return count
 

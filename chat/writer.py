@@ -51,18 +51,20 @@ class MessageWriter:
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for (draft, future), result in zip(batch, results):
+            # New messages go out per room in seq order, several per channel-layer event; a
+            # failed broadcast is logged there and the acks stand (rooms recover by seq).
+            by_room: dict[str, list[events.Frame]] = {}
+            for (draft, _), result in zip(batch, results):
+                if not isinstance(result, Exception) and result[1]:
+                    by_room.setdefault(draft.room.slug, []).append(result[0])
+            for room, frames in by_room.items():
+                await broadcast.room_broadcast_many(room=room, frames=frames)
+            for (_, future), result in zip(batch, results):
+                if future.done():
+                    continue
                 if isinstance(result, Exception):
                     future.set_exception(result)
-                    continue
-                frame, created = result
-                if created:
-                    try:
-                        await broadcast.room_broadcast(room=draft.room.slug, frame=frame)
-                    except Exception:
-                        # Stored all the same: the ack stands and the room recovers it by seq.
-                        log.exception("broadcast failed room=%s seq=%s", draft.room.slug, frame["seq"])
-                if not future.done():
+                else:
                     future.set_result(result)
 
 

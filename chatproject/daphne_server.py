@@ -158,19 +158,21 @@ def deflate_acceptor(max_inflated: int):
 
 
 def raw_sender(server: Server, protocol: ChatWebSocketProtocol):
-    """Return send(payload, frame) that writes a broadcast straight to this socket.
+    """Return send(payloads, wire) that writes broadcast frames straight to this socket.
 
-    Without permessage-deflate the ready-made wire frame is written as is (the same bytes
-    for every socket of the room); with it, autobahn compresses per connection.
+    Without permessage-deflate the ready-made wire bytes (every frame of the event, the same
+    bytes for every socket of the room) go out in one write; with it, autobahn compresses
+    each payload per connection.
     """
 
-    def send(payload: bytes, frame: bytes) -> None:
+    def send(payloads: list[bytes], wire: bytes) -> None:
         if protocol.state != protocol.STATE_OPEN or server.connections.get(protocol, {}).get("disconnected"):
             return
         if protocol._perMessageCompress is None:
-            try_write(protocol.transport, frame)
+            try_write(protocol.transport, wire)
         else:
-            protocol.sendMessage(payload, False)
+            for payload in payloads:
+                protocol.sendMessage(payload, False)
 
     return send
 

@@ -30,9 +30,10 @@ class Recorder:
         self.frames: list[str] = []
         self.arrived = asyncio.Event()
 
-    def deliver(self, text, payload, frame, skip_user=None):
-        assert payload == text.encode() and frame.endswith(payload)
-        self.frames.append(text)
+    def deliver(self, delivery, skip_user=None):
+        assert delivery.payloads == [text.encode() for text in delivery.texts]
+        assert delivery.wire == b"".join(text_frame(p) for p in delivery.payloads)
+        self.frames.extend(delivery.texts)
         self.arrived.set()
 
 
@@ -63,4 +64,26 @@ async def test_hub_unsubscribes_a_room_when_its_last_member_leaves():
     await hub.leave("hub-leave", second)
     await hub.leave("hub-leave", second)  # twice is harmless
     assert "hub-leave" not in hub.rooms
-    assert hub.fan_out({"room": "hub-leave", "text": "{}", "skip_user": None}) == 0
+    assert hub.fan_out({"room": "hub-leave", "texts": ["{}"], "skip_user": None}) == 0
+
+
+async def test_a_batch_reaches_members_in_order_in_events_that_fit(monkeypatch):
+    sent = []
+    layer_send = Hub().layer.group_send
+
+    async def counting(group, event):
+        sent.append(len(event["texts"]))
+        await layer_send(group, event)
+
+    hub = Hub()
+    member = Recorder(1)
+    await hub.join("hub-batch", member)
+    monkeypatch.setattr(broadcast, "BATCH_EVENT_CHARS", 60)
+    monkeypatch.setattr(hub.layer, "group_send", counting)
+    frames = [events.pong(ts=f"n{i}") for i in range(7)]  # 24 characters each
+    assert await broadcast.room_broadcast_many(room="hub-batch", frames=frames)
+    while len(member.frames) < 7:
+        member.arrived.clear()
+        await asyncio.wait_for(member.arrived.wait(), 5)
+    assert member.frames == [events.encode(f) for f in frames]
+    assert sent == [2, 2, 2, 1]
