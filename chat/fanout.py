@@ -75,6 +75,11 @@ class Hub:
 
     async def join(self, room: str, member: Member) -> None:
         """Add a socket to a room; subscribe the process to the room if it is its first."""
+        members = self.rooms.get(room)
+        if members is not None:
+            # Already subscribed: no await between the check and the insert, so no lock.
+            members[member] = None
+            return
         async with self._lock:
             members = self.rooms.get(room)
             if members is None:
@@ -87,6 +92,12 @@ class Hub:
 
     async def leave(self, room: str, member: Member) -> None:
         """Remove a socket; unsubscribe the process from the room when its last socket left."""
+        members = self.rooms.get(room)
+        if members is None or member not in members:
+            return
+        if len(members) > 1:
+            del members[member]  # others stay: nothing to unsubscribe, no lock
+            return
         async with self._lock:
             members = self.rooms.get(room)
             if members is None or member not in members:
