@@ -51,6 +51,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _outbox: deque[str] | None = None  # only for servers without the raw send
     _drainer: asyncio.Task | None = None
     _replier: asyncio.Task | None = None
+    # Replies in frame order, (stored-message future, client_id) or a ready frame; a deque
+    # once a message is in flight (most sockets never send one).
+    _replies: deque[tuple[asyncio.Future, str | None] | events.Frame] | tuple = ()
     _space: asyncio.Future | None = None  # resolved when the reply chain shrinks
     typing_relayed_at = float("-inf")
     typing_on = False
@@ -70,9 +73,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.connection_id = uuid.uuid4().hex
         # Room events that arrive before hello is sent wait here: hello is the first frame.
-        self._backlog: list[tuple[Delivery, int | None]] = []
-        # Replies in frame order: (stored-message future, client_id) or a ready frame.
-        self._replies: deque[tuple[asyncio.Future, str | None] | events.Frame] = deque()
+        self._backlog: list[tuple[Delivery, int | None]] | None = []
         self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
         slug = self.scope["url_route"]["kwargs"]["slug"]
         credentials = auth.credentials_from_scope(self.scope)
@@ -132,7 +133,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             )
         )
         self._ready = True
-        backlog, self._backlog = self._backlog, []
+        backlog, self._backlog = self._backlog, None  # not used once ready
         for delivery, skip_user in backlog:
             if skip_user != self.user_id:
                 self.deliver(delivery)
@@ -225,6 +226,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._space
         draft = services.MessageDraft(room=self.room, user=self.user, body=body, client_id=client_id,
                                       attachment=attachment)
+        if not isinstance(self._replies, deque):
+            self._replies = deque()
         self._replies.append((get_writer().submit(draft), client_id))
         if self._replier is None or self._replier.done():
             self._replier = asyncio.ensure_future(self._send_replies())

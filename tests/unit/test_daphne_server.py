@@ -1,8 +1,10 @@
 """Our Daphne pieces (chatproject/daphne_server.py): the socket input queue and the shared options."""
 
 import asyncio
+from collections import deque
 
 import pytest
+from autobahn.websocket.protocol import TrafficStats
 from daphne.ws_protocol import WebSocketFactory
 
 from chatproject.daphne_server import ChatWebSocketProtocol, InputQueue, configured_protocol, deflate_acceptor
@@ -43,3 +45,26 @@ def test_configured_protocol_shares_the_factory_options_as_class_attributes():
     assert protocol.autoPingInterval == 7 and "autoPingInterval" not in vars(protocol)
     # A function option is called with the offers only, not bound as a method.
     assert protocol.perMessageCompressionAccept([]) is None
+
+
+def test_an_open_socket_shares_the_empty_send_queue_until_a_queued_write_needs_one():
+    protocol = configured_protocol(WebSocketFactory(None, server="test"))()
+    protocol.trafficStats = TrafficStats()
+    protocol.send_queue = deque()  # as autobahn's connectionMade leaves it
+    protocol.__dict__.pop("send_queue")  # what onOpen does with an empty one
+    assert protocol.send_queue == () and len(protocol.send_queue) == 0
+
+    class Transport:
+        def __init__(self):
+            self.written = []
+
+        def write(self, data):
+            self.written.append(data)
+
+    protocol.transport = Transport()
+    protocol.state = protocol.STATE_OPEN
+    protocol.triggered = True  # a queued write would wait for the reactor; not run here
+    protocol.sendData(b"plain")
+    assert protocol.transport.written == [b"plain"] and "send_queue" not in vars(protocol)
+    protocol.sendData(b"queued", sync=True)
+    assert list(protocol.send_queue) == [(b"queued", True)]
