@@ -23,10 +23,14 @@ from chat.models import ApiToken, Membership, Message, Room
 ROOM_FIELDS = ("id", "slug", "name", "private", "last_seq", "created_by")
 
 
-def _model_order(model, names):
-    """Return field names in the model's field order: Model.from_db reads values in that order."""
-    wanted = set(names)
-    return [f.name for f in model._meta.concrete_fields if f.name in wanted]
+def _select_list(model, alias: str, fields) -> tuple[list[str], str]:
+    """Return the attnames Model.from_db takes and the matching SELECT columns, in the model's order.
+
+    Model.from_db reads values in the model's field order, whatever order the names come in.
+    """
+    wanted = set(fields)
+    ordered = [f for f in model._meta.concrete_fields if f.name in wanted]
+    return [f.attname for f in ordered], ", ".join(f"{alias}.{_q(f.column)}" for f in ordered)
 
 
 def _q(name: str) -> str:
@@ -44,9 +48,7 @@ def _col(model, field: str) -> str:
 @cache
 def _token_user_sql() -> tuple[str, list[str]]:
     user_model = get_user_model()
-    fields = _model_order(user_model, [user_model._meta.pk.name, user_model.USERNAME_FIELD])
-    names = [user_model._meta.get_field(n).attname for n in fields]
-    columns = ", ".join(f"u.{_q(user_model._meta.get_field(n).column)}" for n in fields)
+    names, columns = _select_list(user_model, "u", [user_model._meta.pk.name, user_model.USERNAME_FIELD])
     sql = (
         f"SELECT t.{_col(ApiToken, 'id')}, (t.{_col(ApiToken, 'last_used')} IS NULL"
         f" OR t.{_col(ApiToken, 'last_used')} < %s), {columns}"
@@ -73,9 +75,7 @@ def token_user(*, digest: str, stale_before: datetime) -> tuple[int, bool, Abstr
 
 @cache
 def _room_sql() -> tuple[str, list[str]]:
-    fields = _model_order(Room, ROOM_FIELDS)
-    names = [Room._meta.get_field(f).attname for f in fields]
-    columns = ", ".join(f"r.{_col(Room, f)}" for f in fields)
+    names, columns = _select_list(Room, "r", ROOM_FIELDS)
     sql = (
         f"SELECT {columns}, EXISTS(SELECT 1 FROM {_table(Membership)} m"
         f" WHERE m.{_col(Membership, 'room')} = r.{_col(Room, 'id')} AND m.{_col(Membership, 'user')} = %s)"
