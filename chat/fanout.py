@@ -14,6 +14,7 @@ import struct
 from channels.layers import get_channel_layer
 
 from chat.broadcast import room_group
+from chat.loops import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,9 @@ class Hub:
                 await asyncio.sleep(0.5)
 
 
-_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+_hubs = PerLoop(Hub)
 
 
 def get_hub() -> Hub:
     """Return this event loop's hub."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        for old in [l for l in _hubs if l.is_closed()]:
-            del _hubs[old]
-        hub = _hubs[loop] = Hub()
-    return hub
-
+    return _hubs.get()

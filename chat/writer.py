@@ -17,6 +17,7 @@ import logging
 from channels.db import database_sync_to_async
 
 from chat import broadcast, events, services
+from chat.loops import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,9 @@ def _store_one(draft: services.MessageDraft):
         return exc
 
 
-_writers: dict[asyncio.AbstractEventLoop, MessageWriter] = {}
+_writers = PerLoop(MessageWriter)
 
 
 def get_writer() -> MessageWriter:
     """Return this event loop's writer."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        for old in [l for l in _writers if l.is_closed()]:
-            del _writers[old]
-        writer = _writers[loop] = MessageWriter()
-    return writer
+    return _writers.get()
