@@ -60,6 +60,8 @@ def check_client_id(value: object) -> str | None:
         raise ChatError("bad_request", "client_id must be a string")
     if not 1 <= len(value) <= 64:
         raise ChatError("bad_request", "client_id must be 1 to 64 characters", client_id=value[:64] or None)
+    if "\x00" in value:
+        raise ChatError("bad_request", "client_id must not contain NUL characters")
     return value
 
 

@@ -15,7 +15,7 @@ from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, transaction
 
 from chat.models import ApiToken, Membership, Message, Room
 
@@ -121,20 +121,79 @@ def message_insert(*, room_id: int, seq: int, user_id: int, body: str, client_id
         return cursor.fetchone()[0]
 
 
-def message_insert_many(*, rows: list[tuple[int, int, int, str, str | None]], created: datetime) -> dict[tuple[int, int], int]:
-    """Insert (room_id, seq, user_id, body, client_id) rows in one statement; return {(room_id, seq): id}."""
-    fields = ("room", "seq", "user", "body", "client_id", "created")
+def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], created: datetime
+                   ) -> dict[int, list[tuple[int, int]]]:
+    """Store new messages, grouped by room id as (user_id, body, client_id); return {room_id: [(id, seq), ...]}.
+
+    One transaction: each room's last_seq goes up by its count (rooms in id order, so two
+    concurrent batches cannot deadlock) and the rows get the seqs in order. A room that no
+    longer exists is left out of the answer; a client_id the user already stored in the
+    room fails the whole transaction with IntegrityError (the caller stores one by one).
+    """
+    rooms = sorted(groups)
     when = connection.ops.adapt_datetimefield_value(created)
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # One round trip: the statements go as one simple-protocol query, which PostgreSQL
+        # runs as one implicit transaction (all or nothing) in the order they are written.
+        sql, params = _messages_store_pg(rooms, groups, when)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            while cursor.nextset():
+                pass  # the UPDATEs' results; the INSERT's rows come last
+            returned = cursor.fetchall()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            bumped = []
+            for room_id in rooms:
+                cursor.execute(_bump_sql(), [len(groups[room_id]), room_id])
+                if cursor.fetchone() is not None:
+                    bumped.append(room_id)
+            returned = []
+            if bumped:
+                sql, params = _insert_sql(bumped, groups, when)
+                cursor.execute(sql, params)
+                returned = cursor.fetchall()
+    stored: dict[int, list[tuple[int, int]]] = {}
+    for message_id, room_id, seq in sorted(returned, key=lambda row: (row[1], row[2])):
+        stored.setdefault(room_id, []).append((message_id, seq))
+    return stored
+
+
+@cache
+def _bump_sql() -> str:
+    return f"UPDATE {_table(Room)} SET {_col(Room, 'last_seq')} = {_col(Room, 'last_seq')} + %s" \
+           f" WHERE {_col(Room, 'id')} = %s RETURNING {_col(Room, 'last_seq')}"
+
+
+def _insert_sql(rooms: list[int], groups: dict, when) -> tuple[str, list]:
+    """INSERT ... SELECT from the rows, seqs counted back from each room's (already bumped) last_seq."""
+    values, params = [], []
+    for room_id in rooms:
+        rows = groups[room_id]
+        for k, (user_id, body, client_id) in enumerate(rows):
+            values.append("(%s, %s, %s, %s, %s)")
+            params += [room_id, len(rows) - k, user_id, body, client_id]
+    params.append(when)
+    fields = ("room", "seq", "user", "body", "client_id", "created")
+    last_seq = _col(Room, "last_seq")
     sql = (
-        f"INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)}) VALUES "
-        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
-        + f" RETURNING {_col(Message, 'id')}, {_col(Message, 'room')}, {_col(Message, 'seq')}"
+        f"WITH v(room_id, back, user_id, body, client_id) AS (VALUES {', '.join(values)})"
+        f" INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)})"
+        f" SELECT v.room_id, r.{last_seq} - v.back + 1, v.user_id, v.body, v.client_id, %s"
+        f" FROM v JOIN {_table(Room)} r ON r.{_col(Room, 'id')} = v.room_id"
+        # Ids follow the seqs; the rows come back keyed by (room, seq), as RETURNING's order is not promised.
+        f" ORDER BY v.room_id, v.back DESC"
+        f" RETURNING {_col(Message, 'id')}, {_col(Message, 'room')}, {_col(Message, 'seq')}"
     )
-    params = [value for row in rows for value in (*row, when)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        # Rows come back keyed by (room, seq), unique: RETURNING's row order is not promised.
-        return {(room_id, seq): message_id for message_id, room_id, seq in cursor.fetchall()}
+    return sql, params
+
+
+def _messages_store_pg(rooms: list[int], groups: dict, when) -> tuple[str, list]:
+    updates = [f"UPDATE {_table(Room)} SET {_col(Room, 'last_seq')} = {_col(Room, 'last_seq')} + %s"
+               f" WHERE {_col(Room, 'id')} = %s" for _ in rooms]
+    insert, insert_params = _insert_sql(rooms, groups, when)
+    params = [value for room_id in rooms for value in (len(groups[room_id]), room_id)]
+    return ";\n".join([*updates, insert]), params + insert_params
 
 
 def message_client_id_used(*, room_id: int, user_id: int, client_id: str) -> bool:

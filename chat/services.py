@@ -30,6 +30,8 @@ def message_validate(*, body: object, client_id: object) -> tuple[str, str | Non
     limit = settings.CHAT_MAX_BODY_CHARS
     if len(body) > limit:
         raise ChatError("too_long", f"body is longer than {limit} characters", client_id=client_id)
+    if "\x00" in body:  # PostgreSQL text cannot hold it; refused on SQLite too, for one behaviour
+        raise ChatError("bad_request", "body must not contain NUL characters", client_id=client_id)
     return body, client_id
 
 
@@ -65,50 +67,46 @@ class MessageDraft:
     attachment: "uploads.UploadedFile | None" = None
 
 
-def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[events.Frame, bool]]:
-    """Store text messages in one transaction, in order, all or none; return each one's frame and newness.
+def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[events.Frame, bool] | ChatError]:
+    """Store text messages in one transaction, in order; return each one's frame and newness.
 
-    The group-commit form of message_create, with the same guarantees: each room's last_seq
-    is bumped once for all its new messages, rooms in id order so two concurrent batches
-    cannot deadlock; a client_id already stored, or repeated within the batch, answers
-    with the first message. Any error rolls the whole batch back (chat/writer.py then
-    stores the drafts one by one to find out which failed).
+    The group-commit form of message_create, with the same guarantees: each room's seqs
+    are consecutive in draft order, and a client_id repeated within the batch answers with
+    the first message. A client_id stored before, by an earlier batch, is not looked up
+    here (a SELECT per message for a rare retry): the unique constraint fails the whole
+    batch with IntegrityError, and chat/writer.py then stores the drafts one by one, which
+    answers the retry with the stored message. A room deleted meanwhile gets a not_found
+    ChatError for each of its drafts; the other rooms' messages are stored.
     """
     if any(d.attachment is not None for d in drafts):
         raise ValueError("message_create_many stores text messages only")
     created = timezone.now()
-    results: list[tuple[events.Frame, bool] | None] = [None] * len(drafts)
     first_of: dict[tuple[int, int, str], int] = {}  # (room, user, client_id) -> first draft
     repeats: list[tuple[int, int]] = []
     fresh: dict[int, list[int]] = {}  # room id -> drafts to insert, in order
-    with transaction.atomic():
-        for i, d in enumerate(drafts):
-            if d.client_id is not None:
-                key = (d.room.pk, d.user.pk, d.client_id)
-                if key in first_of:
-                    repeats.append((i, first_of[key]))
-                    continue
-                first_of[key] = i
-                if hotsql.message_client_id_used(room_id=d.room.pk, user_id=d.user.pk, client_id=d.client_id):
-                    existing = _message_by_client_id(room=d.room, user=d.user, client_id=d.client_id)
-                    results[i] = (selectors.message_to_frame(existing, room_slug=d.room.slug), False)
-                    continue
-            fresh.setdefault(d.room.pk, []).append(i)
-        seqs: dict[int, int] = {}
-        for room_id in sorted(fresh):
-            indexes = fresh[room_id]
-            last = _seq_take(room_id=room_id, count=len(indexes))
-            for n, i in enumerate(indexes):
-                seqs[i] = last - len(indexes) + 1 + n
-        order = sorted(seqs, key=lambda i: (drafts[i].room.pk, seqs[i]))
-        ids = hotsql.message_insert_many(rows=[
-            (drafts[i].room.pk, seqs[i], drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in order
-        ], created=created)
-    for i in order:
-        d = drafts[i]
-        results[i] = (_message_frame(d, message_id=ids[(d.room.pk, seqs[i])], seq=seqs[i], created=created), True)
+    for i, d in enumerate(drafts):
+        if d.client_id is not None:
+            key = (d.room.pk, d.user.pk, d.client_id)
+            if key in first_of:
+                repeats.append((i, first_of[key]))
+                continue
+            first_of[key] = i
+        fresh.setdefault(d.room.pk, []).append(i)
+    stored = hotsql.messages_store(groups={
+        room_id: [(drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in indexes]
+        for room_id, indexes in fresh.items()
+    }, created=created)
+    results: list = [None] * len(drafts)
+    for room_id, indexes in fresh.items():
+        rows = stored.get(room_id)
+        for n, i in enumerate(indexes):
+            if rows is None:
+                results[i] = ChatError("not_found", "the room no longer exists")
+            else:
+                message_id, seq = rows[n]
+                results[i] = (_message_frame(drafts[i], message_id=message_id, seq=seq, created=created), True)
     for i, first in repeats:
-        results[i] = (results[first][0], False)
+        results[i] = results[first] if isinstance(results[first], ChatError) else (results[first][0], False)
     return results
 
 

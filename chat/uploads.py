@@ -66,6 +66,8 @@ def upload_check(frame: dict) -> UploadHeader:
     body = body.strip()
     if len(body) > settings.CHAT_MAX_BODY_CHARS:
         raise ChatError("too_long", f"caption is longer than {settings.CHAT_MAX_BODY_CHARS} characters", client_id=client_id)
+    if "\x00" in body or "\x00" in name:
+        raise ChatError("bad_request", "name and caption must not contain NUL characters", client_id=client_id)
     limit = settings.CHAT_MAX_ATTACHMENT_BYTES
     if size > limit:
         raise ChatError("too_large", f"attachments are limited to {limit} bytes", client_id=client_id)

@@ -166,3 +166,11 @@ def test_healthz_through_nginx_reports_database_layer_and_redis(deployment):
         body = json.loads(response.read())
     assert response.status == 200
     assert body == {"status": "ok", "database": "ok", "channel_layer": "ok", "redis": "ok"}
+
+
+def test_group_commit_on_postgresql_keeps_seqs_client_ids_and_deleted_rooms_straight(deployment):
+    from tests.cluster import pg_writer_checks
+
+    out = deployment.cluster.manage("shell", "--no-startup", "-c",
+                                    "from tests.cluster.pg_writer_checks import check; check()")
+    assert json.loads(out.strip().splitlines()[-1]) == [fn.__name__ for fn in pg_writer_checks.CHECKS]

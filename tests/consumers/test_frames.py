@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from django.test import override_settings
 
-from chat import services
+from chat import hotsql, services
 from chat.models import Message
 from tests.factories import make_room, make_token, make_user
 
@@ -146,7 +146,8 @@ async def test_database_failure_answers_unavailable_and_stores_nothing(people, o
     def broken(**kwargs):
         raise OperationalError("database is down")
 
-    monkeypatch.setattr(services, "message_create", broken)
+    monkeypatch.setattr(hotsql, "messages_store", broken)  # the batch's one statement
+    monkeypatch.setattr(services, "message_create", broken)  # and the one-by-one path
     await alice.send({"type": "message", "body": "lost?", "client_id": "u1"})
     error = await alice.recv()
     assert error["code"] == "unavailable" and error["client_id"] == "u1"

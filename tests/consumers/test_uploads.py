@@ -69,6 +69,7 @@ async def test_upload_is_stored_and_broadcast_as_a_message_with_attachment(peopl
         ({}, PNG + b"extra", "bad_request"),  # wrong size
         ({"size": 3}, b"abc", "unsupported_type"),  # claims PNG, is not
         ({"name": "notes.txt", "content_type": "text/plain", "size": 10}, b"short", "bad_request"),
+        ({"body": "cap\x00tion"}, PNG, "bad_request"),  # refused header: its bytes are dropped quietly
     ],
 )
 async def test_bad_upload_bytes_store_nothing_and_the_socket_carries_on(people, open_socket, fields, data, code):

@@ -106,6 +106,8 @@ def test_same_client_id_in_another_room_or_by_another_user_is_a_new_message():
         ("ok", 7, "bad_request"),
         ("ok", "c" * 65, "bad_request"),
         ("ok", "", "bad_request"),
+        ("nul\x00inside", None, "bad_request"),  # PostgreSQL text cannot hold NUL
+        ("ok", "nul\x00", "bad_request"),
     ],
 )
 def test_message_validate_refuses_bad_fields(body, client_id, code):

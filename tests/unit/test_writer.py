@@ -1,6 +1,7 @@
 """Group commit (chat/writer.py, services.message_create_many): one transaction, the same guarantees."""
 
 import pytest
+from django.db import IntegrityError
 
 from chat import services, writer
 from chat.errors import ChatError
@@ -29,12 +30,26 @@ def test_batch_gives_each_room_consecutive_seqs_in_submission_order():
     assert Room.objects.get(slug="a").last_seq == 4 and Room.objects.get(slug="b").last_seq == 2
 
 
-def test_batch_answers_a_repeated_client_id_with_the_first_message():
+def test_batch_answers_a_client_id_repeated_within_it_with_the_first_message():
+    room, alice = make_room("r"), make_user("alice")
+    results = services.message_create_many(drafts=[
+        draft(room, alice, "new", "c1"), draft(room, alice, "other", "c2"), draft(room, alice, "resent", "c1"),
+    ])
+    first = results[0][0]
+    assert [(f["id"], f["seq"], f["body"], created) for f, created in results] == [
+        (first["id"], 1, "new", True), (results[1][0]["id"], 2, "other", True), (first["id"], 1, "new", False),
+    ]
+    assert Message.objects.count() == 2 and Room.objects.get(slug="r").last_seq == 2
+
+
+def test_a_client_id_stored_before_spoils_the_batch_and_store_answers_it_one_by_one():
     room, alice = make_room("r"), make_user("alice")
     old, _ = services.message_create(room=room, user=alice, body="old", client_id="c0")
-    results = services.message_create_many(drafts=[
-        draft(room, alice, "again", "c0"), draft(room, alice, "new", "c1"), draft(room, alice, "resent", "c1"),
-    ])
+    drafts = [draft(room, alice, "again", "c0"), draft(room, alice, "new", "c1"), draft(room, alice, "resent", "c1")]
+    with pytest.raises(IntegrityError):
+        services.message_create_many(drafts=drafts)
+    assert Message.objects.count() == 1 and Room.objects.get(slug="r").last_seq == 1  # rolled back whole
+    results = writer.store(drafts)
     assert [(f["id"], f["body"], created) for f, created in results] == [
         (old["id"], "old", False), (results[1][0]["id"], "new", True), (results[1][0]["id"], "new", False),
     ]
