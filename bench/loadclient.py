@@ -254,9 +254,13 @@ class LoadClient:
         return {"upgrade_ms": (conn.t_upgraded - t0) / 1e6, "ready_ms": (t_ready - t0) / 1e6}
 
     def rooms(self) -> dict[int, list[Conn]]:
-        """Group the open connections by room."""
+        """Group the open connections by room, in the spec's order (not the order they opened in).
+
+        The spec order makes a room's first member, the closed loop's sender, the same one
+        every run (it decides which cluster worker stores the room's messages).
+        """
         rooms: dict[int, list[Conn]] = {}
-        for conn in self.conns:
+        for conn in sorted(self.conns, key=lambda c: c.index):
             if not conn.closed:
                 rooms.setdefault(conn.room, []).append(conn)
         return rooms
