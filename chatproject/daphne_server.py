@@ -7,6 +7,7 @@ Event). Both are trimmed here, without changing what either does.
 """
 
 import asyncio
+import gc
 import inspect
 from collections import deque
 from functools import partial
@@ -18,7 +19,7 @@ from twisted.internet import tcp
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
-from chat.fanout import RAW_SEND_EXTENSION
+from chat.fanout import RAW_SEND_EXTENSION, text_frame
 
 
 class RequestPath:
@@ -75,6 +76,10 @@ class ChatWebSocketProtocol(WebSocketProtocol):
             if data is not None:
                 return self.serverSend(data, True)
             if text is not None:
+                if self._perMessageCompress is None and self.state == self.STATE_OPEN:
+                    # Replies (acks, pongs, hello) as broadcasts go: the frame built here and
+                    # sent at once when nothing is queued, not buffered for the next loop turn.
+                    return try_write(self.transport, text_frame(text.encode()))
                 return self.serverSend(text, False)
         return super().handle_reply(message)
 
@@ -221,6 +226,18 @@ def try_write(transport, data: bytes) -> None:
     transport.write(data)
 
 
+def freeze_startup_objects() -> None:
+    """Move what startup made (Django, the app, its modules) out of the collector's reach.
+
+    A full (generation 2) collection walks every tracked object, and a worker holds ~100k
+    of them from startup alone: under load those collections stopped a worker for 65-72 ms
+    (gc.callbacks, bench fan-out 10 x 50 at 80k deliveries/s), an outlier in every p99.
+    Frozen objects are never collected, so startup's garbage is collected first.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
     """Return a Server subclass configured for this deployment."""
 
@@ -228,6 +245,7 @@ def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
         def __init__(self, *args, ready_callable=None, **kwargs):
             def ready():
                 self.configure_websockets()
+                freeze_startup_objects()
                 if ready_callable:
                     ready_callable()
 
