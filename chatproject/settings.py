@@ -247,6 +247,9 @@ CHAT_PRESENCE_BACKEND = env_str(
 
 CHAT_RATE_BURST = float(env_str("CHAT_RATE_BURST", "10"))
 CHAT_RATE_PER_SECOND = float(env_str("CHAT_RATE_PER_SECOND", "5"))
+# Sign-in and sign-up attempts: a bucket per client address, and one per username tried.
+CHAT_LOGIN_BURST = float(env_str("CHAT_LOGIN_BURST", "10"))
+CHAT_LOGIN_PER_SECOND = float(env_str("CHAT_LOGIN_PER_SECOND", str(10 / 60)))
 CHAT_RATE_LIMIT_BACKEND = env_str(
     "CHAT_RATE_LIMIT_BACKEND",
     "chat.ratelimit.redis.RedisRateLimiter" if REDIS_URL else "chat.ratelimit.memory.MemoryRateLimiter",

@@ -3,12 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from chat import api, views
+from chat.throttle import throttle_sign_in
+
+admin.site.login = throttle_sign_in(admin.site.login)
 
 urlpatterns = [
     path("healthz", api.healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", throttle_sign_in(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/signup/", throttle_sign_in(views.signup), name="signup"),
     path("", include("chat.urls")),
 ]
