@@ -14,8 +14,10 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from chat import selectors, services
+from chat.auth import bearer_token
 from chat.errors import ChatError
 from chat.presence import get_presence_store
+from chat.throttle import sign_in_refused
 from chat.views import rooms_with_online
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -23,11 +25,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def error_response(exc: ChatError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status)
-
-
-def _bearer(request: HttpRequest) -> str | None:
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    return raw.strip() if scheme.lower() == "bearer" and raw.strip() else None
 
 
 def _csrf_failure(request: HttpRequest) -> bool:
@@ -49,7 +46,7 @@ def api_view(*methods: str, auth: bool = True) -> Callable:
                     )
                     response["Allow"] = ", ".join(methods)
                     return response
-                raw = _bearer(request)
+                raw = bearer_token(request.headers.get("Authorization", ""))
                 if raw is not None:
                     user = services.token_authenticate(raw=raw)
                     if user is None:
@@ -107,6 +104,10 @@ def _query_int(request: HttpRequest, name: str, *, low: int, high: int | None = 
 def token_issue(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     if "username" in data or "password" in data:
+        refused = sign_in_refused(request, username=data.get("username"))
+        if refused is not None:
+            status, detail = refused
+            raise ChatError("rate_limited" if status == 429 else "unavailable", detail)
         user = authenticate(request, username=str(data.get("username", "")), password=str(data.get("password", "")))
         if user is None:
             raise ChatError("not_authenticated", "wrong username or password")

@@ -58,6 +58,12 @@ class Credentials:
         return bool(self.session_key or self.token)
 
 
+def bearer_token(authorization: str) -> str | None:
+    """Return the token of an `Authorization: Bearer <token>` header value, or None."""
+    scheme, _, raw = authorization.partition(" ")
+    return raw.strip() if scheme.lower() == "bearer" and raw.strip() else None
+
+
 def credentials_from_scope(scope) -> Credentials:
     """Read the session cookie, the Bearer header and ?token= from a scope (no database)."""
     session_key = token = via = None
@@ -67,9 +73,8 @@ def credentials_from_scope(scope) -> Credentials:
             if morsel is not None and morsel.value:
                 session_key = morsel.value
         elif name == b"authorization" and token is None:
-            scheme, _, raw = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and raw.strip():
-                token, via = raw.strip(), "bearer"
+            token = bearer_token(value.decode("latin-1"))
+            via = "bearer" if token else None
     if token is None and b"token=" in scope.get("query_string", b""):
         query = parse_qs(scope["query_string"].decode("latin-1"))
         if query.get("token"):

@@ -216,8 +216,16 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _store_and_broadcast(self, *, body, client_id, attachment=None):
         if not await get_rate_limiter().take(f"{self.room.slug}:{self.user_obj['id']}"):
-            log.warning("rate limited room=%s user=%s", self.room.slug, self.user_obj["id"])
-            raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)", client_id=client_id)
+            # A resent client_id that is already stored costs nothing: it is answered, not refused.
+            stored = client_id is not None and await database_sync_to_async(services.message_stored_frame)(
+                room=self.room, user=self.user, client_id=client_id)
+            if not stored:
+                log.warning("rate limited room=%s user=%s", self.room.slug, self.user_obj["id"])
+                raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)",
+                                client_id=client_id)
+            answered = asyncio.get_running_loop().create_future()
+            answered.set_result((stored, False))
+            return self._queue_reply(answered, client_id)
         # Pipelined: the message joins the process's next batch (chat/writer.py) and the
         # socket reads its next frame meanwhile; the ack, or the error, is sent in frame
         # order by the reply chain once the batch commits and is broadcast.
@@ -226,9 +234,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._space
         draft = services.MessageDraft(room=self.room, user=self.user, body=body, client_id=client_id,
                                       attachment=attachment)
+        self._queue_reply(get_writer().submit(draft), client_id)
+
+    def _queue_reply(self, stored: asyncio.Future, client_id: str | None) -> None:
+        """Queue the answer to a stored (or already stored) message behind earlier replies."""
         if not isinstance(self._replies, deque):
             self._replies = deque()
-        self._replies.append((get_writer().submit(draft), client_id))
+        self._replies.append((stored, client_id))
         if self._replier is None or self._replier.done():
             self._replier = asyncio.ensure_future(self._send_replies())
 

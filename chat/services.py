@@ -43,6 +43,12 @@ def _message_by_client_id(*, room: Room, user: AbstractBaseUser, client_id: str)
     )
 
 
+def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) -> events.Frame | None:
+    """Return the frame of the message the user stored in the room with this client_id, if any."""
+    existing = _message_by_client_id(room=room, user=user, client_id=client_id)
+    return selectors.message_to_frame(existing, room_slug=room.slug) if existing else None
+
+
 def _seq_take(*, room_id: int, count: int = 1) -> int:
     """Bump the room's last_seq by count and return it; the UPDATE holds the row lock until commit."""
     with connection.cursor() as cursor:

@@ -1,6 +1,7 @@
 """Sign-in and sign-up attempts, throttled per client address and per username tried.
 
-Each POST to the login page, the admin's login page or sign-up takes a token from the
+Each POST to the login page, the admin's login page, sign-up or the token API with a
+password (POST /api/tokens/) takes a token from the
 client address's bucket and, when a username is given, from that username's bucket
 (CHAT_LOGIN_BURST tokens, refilled at CHAT_LOGIN_PER_SECOND; the store is the message
 rate limiter's, so Redis in a cluster). The address bucket slows one machine trying many
@@ -28,11 +29,10 @@ async def _allowed(keys: list[str]) -> bool:
     return all(results)
 
 
-def sign_in_refused(request) -> tuple[int, str] | None:
-    """Take this POST's tokens; return (status, why) if it must be refused, else None."""
+def sign_in_refused(request, *, username: object) -> tuple[int, str] | None:
+    """Take this try's tokens; return (status, why) if it must be refused, else None."""
     # "/" cannot occur in a room slug, so these keys never meet the message buckets'.
     keys = [f"login/addr/{request.META.get('REMOTE_ADDR', '')}"]
-    username = request.POST.get("username")
     if isinstance(username, str) and username:
         keys.append(f"login/user/{username[:USERNAME_KEY_CHARS]}")
     try:
@@ -52,7 +52,7 @@ def throttle_sign_in(view):
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
         if request.method == "POST":
-            refused = sign_in_refused(request)
+            refused = sign_in_refused(request, username=request.POST.get("username"))
             if refused is not None:
                 status, detail = refused
                 response = render(request, "registration/throttled.html", {"detail": detail}, status=status)

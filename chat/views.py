@@ -4,12 +4,14 @@ from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from chat import selectors, services
+from chat.auth import bearer_token
 from chat.errors import ChatError
 from chat.forms import RoomCreateForm, SignupForm
 from chat.models import Attachment
@@ -64,13 +66,24 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "chat/room.html", context)
 
 
-@login_required
 def attachment_download(request: HttpRequest, slug: str, attachment_id: int) -> HttpResponse:
+    """Serve an attachment to a member: a browser by its session, a script by `Authorization: Bearer`."""
+    raw = bearer_token(request.headers.get("Authorization", ""))
+    if raw is not None:
+        user = services.token_authenticate(raw=raw)
+        if user is None:
+            response = HttpResponse("the token is unknown or revoked", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+    elif request.user.is_authenticated:
+        user = request.user
+    else:
+        return redirect_to_login(request.get_full_path())
     attachment = get_object_or_404(Attachment.objects.select_related("message__room"), pk=attachment_id)
     room = attachment.message.room
     if room.slug != slug:
         raise Http404("No such attachment")
-    if not selectors.room_user_can_access(room=room, user=request.user):
+    if not selectors.room_user_can_access(room=room, user=user):
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
     inline = attachment.content_type in INLINE_TYPES
     response = FileResponse(

@@ -37,6 +37,27 @@ async def test_messages_over_the_burst_are_rate_limited_and_not_stored(token, op
     assert await sync_to_async(Message.objects.count)() == 4
 
 
+@override_settings(CHAT_RATE_BURST=2, CHAT_RATE_PER_SECOND=0.001)
+async def test_a_resent_client_id_is_answered_even_with_an_empty_bucket(token, open_socket):
+    alice, _ = await open_socket(ROOM, bearer=token)
+    acks = []
+    for n in range(2):
+        await alice.send({"type": "message", "body": f"m{n}", "client_id": f"c{n}"})
+        acks.append(await alice.recv_type("ack"))
+    # The bucket is empty now; a resend of c0 (say, after a reconnect) still gets c0's ack,
+    # while a new message is refused.
+    await alice.send({"type": "message", "body": "m0", "client_id": "c0"})
+    await alice.send({"type": "message", "body": "new", "client_id": "c2"})
+    replies = []
+    while len(replies) < 2:  # broadcasts of m0, m1 may come in between
+        frame = await alice.recv()
+        if frame["type"] != "message":
+            replies.append(frame)
+    assert replies[0] == acks[0]
+    assert replies[1]["type"] == "error" and replies[1]["code"] == "rate_limited" and replies[1]["client_id"] == "c2"
+    assert await sync_to_async(Message.objects.count)() == 2
+
+
 @override_settings(CHAT_MAX_CONNECTIONS_PER_USER=2)
 async def test_sockets_over_the_per_user_cap_are_closed_4429(token, open_socket):
     first, _ = await open_socket(ROOM, bearer=token)

@@ -168,3 +168,13 @@ def test_download_is_for_room_members_with_safe_headers(transactional_db):
     stranger.force_login(outsider)
     assert stranger.get(image_url).status_code == 403
     assert Client().get(image_url).status_code == 302  # to the login page
+
+
+def test_download_takes_a_bearer_token_for_scripts(transactional_db):
+    owner, outsider, upload = _download_setup()
+    url = upload("pic.png", "image/png", PNG)
+    response = Client().get(url, HTTP_AUTHORIZATION=f"Bearer {make_token(owner)}")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == PNG
+    assert Client().get(url, HTTP_AUTHORIZATION=f"Bearer {make_token(outsider)}").status_code == 403
+    refused = Client().get(url, HTTP_AUTHORIZATION="Bearer not-a-token")
+    assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Bearer"

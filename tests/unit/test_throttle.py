@@ -47,3 +47,14 @@ def test_sign_up_and_the_admin_login_share_the_address_bucket():
     assert attempt(Client(), "/admin/login/", address, username="newcomer", password="x").status_code == 429
     assert attempt(Client(), "/accounts/signup/", address, **{**form, "username": "second"}).status_code == 429
     assert Client().get("/accounts/login/", REMOTE_ADDR=address).status_code == 200  # pages still load
+
+
+@override_settings(CHAT_LOGIN_BURST=1, CHAT_LOGIN_PER_SECOND=0.001)
+def test_the_token_api_with_a_password_is_a_sign_in_try_too():
+    user, address = make_user(), next(_addresses)
+    body = {"username": user.username, "password": "wrong"}
+    first = Client().post("/api/token/", body, content_type="application/json", REMOTE_ADDR=address)
+    assert first.status_code == 401
+    second = Client().post("/api/token/", {**body, "password": PASSWORD}, content_type="application/json",
+                           REMOTE_ADDR=address)
+    assert second.status_code == 429 and second.json()["error"] == "rate_limited"
