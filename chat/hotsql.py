@@ -153,6 +153,26 @@ def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], crea
                 sql, params = _insert_sql(bumped, groups, when)
                 cursor.execute(sql, params)
                 returned = cursor.fetchall()
+    return _by_room(returned)
+
+
+async def messages_store_async(conn, *, groups: dict[int, list[tuple[int, str, str | None]]], created: datetime
+                               ) -> dict[int, list[tuple[int, int]]]:
+    """messages_store on PostgreSQL, from the event loop (chat/writer.py's own connection).
+
+    conn is a psycopg AsyncConnection in autocommit mode with client-side binding, so the
+    statements go as one simple-protocol query: one implicit transaction, one round trip.
+    """
+    sql, params = _messages_store_pg(sorted(groups), groups, connection.ops.adapt_datetimefield_value(created))
+    async with conn.cursor() as cursor:
+        await cursor.execute(sql, params)
+        while cursor.nextset():
+            pass
+        return _by_room(await cursor.fetchall())
+
+
+def _by_room(returned) -> dict[int, list[tuple[int, int]]]:
+    """Group RETURNING rows (id, room_id, seq) by room, in seq order."""
     stored: dict[int, list[tuple[int, int]]] = {}
     for message_id, room_id, seq in sorted(returned, key=lambda row: (row[1], row[2])):
         stored.setdefault(room_id, []).append((message_id, seq))

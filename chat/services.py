@@ -84,36 +84,52 @@ def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[events.Fram
     answers the retry with the stored message. A room deleted meanwhile gets a not_found
     ChatError for each of its drafts; the other rooms' messages are stored.
     """
-    if any(d.attachment is not None for d in drafts):
-        raise ValueError("message_create_many stores text messages only")
-    created = timezone.now()
-    first_of: dict[tuple[int, int, str], int] = {}  # (room, user, client_id) -> first draft
-    repeats: list[tuple[int, int]] = []
-    fresh: dict[int, list[int]] = {}  # room id -> drafts to insert, in order
-    for i, d in enumerate(drafts):
-        if d.client_id is not None:
-            key = (d.room.pk, d.user.pk, d.client_id)
-            if key in first_of:
-                repeats.append((i, first_of[key]))
-                continue
-            first_of[key] = i
-        fresh.setdefault(d.room.pk, []).append(i)
-    stored = hotsql.messages_store(groups={
-        room_id: [(drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in indexes]
-        for room_id, indexes in fresh.items()
-    }, created=created)
-    results: list = [None] * len(drafts)
-    for room_id, indexes in fresh.items():
-        rows = stored.get(room_id)
-        for n, i in enumerate(indexes):
-            if rows is None:
-                results[i] = ChatError("not_found", "the room no longer exists")
-            else:
-                message_id, seq = rows[n]
-                results[i] = (_message_frame(drafts[i], message_id=message_id, seq=seq, created=created), True)
-    for i, first in repeats:
-        results[i] = results[first] if isinstance(results[first], ChatError) else (results[first][0], False)
-    return results
+    batch = _Batch(drafts)
+    return batch.results(hotsql.messages_store(groups=batch.groups, created=batch.created))
+
+
+async def message_create_many_async(conn, *, drafts: list[MessageDraft]) -> list[tuple[events.Frame, bool] | ChatError]:
+    """message_create_many on PostgreSQL from the event loop, on conn (a psycopg AsyncConnection)."""
+    batch = _Batch(drafts)
+    return batch.results(await hotsql.messages_store_async(conn, groups=batch.groups, created=batch.created))
+
+
+class _Batch:
+    """A batch of drafts: the rows to insert per room, and the answers once they are stored."""
+
+    def __init__(self, drafts: list[MessageDraft]) -> None:
+        if any(d.attachment is not None for d in drafts):
+            raise ValueError("message_create_many stores text messages only")
+        self.drafts = drafts
+        self.created = timezone.now()
+        first_of: dict[tuple[int, int, str], int] = {}  # (room, user, client_id) -> first draft
+        self.repeats: list[tuple[int, int]] = []
+        self.fresh: dict[int, list[int]] = {}  # room id -> drafts to insert, in order
+        for i, d in enumerate(drafts):
+            if d.client_id is not None:
+                key = (d.room.pk, d.user.pk, d.client_id)
+                if key in first_of:
+                    self.repeats.append((i, first_of[key]))
+                    continue
+                first_of[key] = i
+            self.fresh.setdefault(d.room.pk, []).append(i)
+        self.groups = {room_id: [(drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in indexes]
+                       for room_id, indexes in self.fresh.items()}
+
+    def results(self, stored: dict[int, list[tuple[int, int]]]) -> list:
+        results: list = [None] * len(self.drafts)
+        for room_id, indexes in self.fresh.items():
+            rows = stored.get(room_id)
+            for n, i in enumerate(indexes):
+                if rows is None:
+                    results[i] = ChatError("not_found", "the room no longer exists")
+                else:
+                    message_id, seq = rows[n]
+                    results[i] = (_message_frame(self.drafts[i], message_id=message_id, seq=seq,
+                                                 created=self.created), True)
+        for i, first in self.repeats:
+            results[i] = results[first] if isinstance(results[first], ChatError) else (results[first][0], False)
+        return results
 
 
 def _message_frame(d: MessageDraft, *, message_id: int, seq: int, created, attachment=None) -> events.Frame:

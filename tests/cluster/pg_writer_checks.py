@@ -1,11 +1,13 @@
 """Group-commit checks run inside the cluster's Django, on its real PostgreSQL.
 
-On PostgreSQL a batch of messages is one multi-statement query (chat/hotsql.messages_store)
-that the unit tier, on SQLite, never runs. tests/cluster/test_cluster.py runs `check()`
+On PostgreSQL a batch of messages is one multi-statement query (chat/hotsql.messages_store),
+sent by the writer from the event loop on a psycopg AsyncConnection: code the unit tier,
+on SQLite, never runs. tests/cluster/test_cluster.py runs `check()`
 through `manage.py shell`; each check raises AssertionError on a wrong answer, and the
 last line printed is the JSON list of checks passed.
 """
 
+import asyncio
 import json
 import threading
 import uuid
@@ -109,12 +111,35 @@ def concurrent_batches_on_shared_rooms_neither_deadlock_nor_gap():
         assert [seq for seq, _ in _stored(room)] == list(range(1, 81))
 
 
+def writer_stores_from_the_event_loop_and_falls_back_one_by_one():
+    a, b, alice = _room("wa"), _room("wb"), _user("alice")
+    old, _ = services.message_create(room=a, user=alice, body="old", client_id="c0")
+
+    async def run():
+        w = writer.MessageWriter()
+        first = await asyncio.gather(*[w.submit(d) for d in [
+            _draft(a, alice, "a1"), _draft(b, alice, "b1"), _draft(a, alice, "a2", "k")]])
+        own = w._pg is not None and not w._pg.closed  # stored on the loop, not in a thread
+        # c0 was stored before: the batch fails on the constraint and is stored one by one.
+        second = await asyncio.gather(*[w.submit(d) for d in [_draft(a, alice, "again", "c0"), _draft(b, alice, "b2")]],
+                                      return_exceptions=True)
+        return first, own, second
+
+    first, own, second = asyncio.run(run())
+    assert own
+    assert [(f["body"], f["seq"], new) for f, new in first] == [("a1", 2, True), ("b1", 1, True), ("a2", 3, True)]
+    assert second[0] == (old, False) or (second[0][0]["id"], second[0][1]) == (old["id"], False), second
+    assert (second[1][0]["body"], second[1][0]["seq"], second[1][1]) == ("b2", 2, True)
+    assert _stored(a) == [(1, "old"), (2, "a1"), (3, "a2")] and _stored(b) == [(1, "b1"), (2, "b2")]
+
+
 CHECKS = [
     seqs_follow_submission_order_per_room,
     client_id_repeated_in_a_batch_answers_with_the_first,
     client_id_stored_before_rolls_the_batch_back_and_store_answers_it,
     deleted_room_answers_not_found_and_the_rest_is_stored,
     concurrent_batches_on_shared_rooms_neither_deadlock_nor_gap,
+    writer_stores_from_the_event_loop_and_falls_back_one_by_one,
 ]
 
 
