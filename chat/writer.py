@@ -46,8 +46,8 @@ class MessageWriter(Batcher[services.MessageDraft, tuple[events.Frame, bool]]):
         for draft, result in zip(drafts, results):
             if not isinstance(result, Exception) and result[1]:
                 by_room.setdefault(draft.room.slug, []).append(result[0])
-        for room, frames in by_room.items():
-            await broadcast.room_broadcast_many(room=room, frames=frames)
+        if by_room:
+            await broadcast.rooms_broadcast_many(by_room)
         return results
 
     async def _store_on_loop(self, drafts: list[services.MessageDraft]) -> list:

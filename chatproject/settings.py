@@ -155,7 +155,8 @@ if REDIS_URL:
     # It drops events while Redis is unreachable; clients recover them by seq.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # channels_redis's pub/sub layer, plus one pipelined PUBLISH per committed batch.
+            "BACKEND": "chat.layers.RedisPubSubLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }

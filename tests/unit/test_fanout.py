@@ -81,7 +81,7 @@ async def test_a_batch_reaches_members_in_order_in_events_that_fit(monkeypatch):
     monkeypatch.setattr(broadcast, "BATCH_EVENT_CHARS", 60)
     monkeypatch.setattr(hub.layer, "group_send", counting)
     frames = [events.pong(ts=f"n{i}") for i in range(7)]  # 24 characters each
-    assert await broadcast.room_broadcast_many(room="hub-batch", frames=frames)
+    assert await broadcast.rooms_broadcast_many({"hub-batch": frames})
     while len(member.frames) < 7:
         member.arrived.clear()
         await asyncio.wait_for(member.arrived.wait(), 5)

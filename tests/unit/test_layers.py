@@ -2,7 +2,7 @@
 
 import asyncio
 
-from chat.layers import LocalChannelLayer
+from chat.layers import LocalChannelLayer, RedisPubSubLayer
 
 
 async def test_group_membership_outlives_group_expiry():
@@ -35,3 +35,27 @@ async def test_sweep_runs_at_most_once_per_interval():
     swept = layer._swept_at
     await layer.send("chat.hub.b", {"type": "x"})
     assert layer._swept_at == swept
+
+
+async def test_redis_group_send_many_publishes_every_group_in_order_in_one_pipeline(redis_server, monkeypatch):
+    layer = RedisPubSubLayer(hosts=[redis_server.url])
+    try:
+        channel = await layer.new_channel("chat.hub.")
+        await layer.group_add("chat.room.a", channel)
+        await layer.group_add("chat.room.b", channel)
+        items = [("chat.room.a", {"type": "e", "n": 1}), ("chat.room.b", {"type": "e", "n": 2}),
+                 ("chat.room.a", {"type": "e", "n": 3}), ("chat.room.nobody", {"type": "e", "n": 4})]
+        shard = layer._get_layer()._shards[0]
+
+        async def one_by_one(*args):
+            raise AssertionError("published one by one, not in a pipeline")
+
+        monkeypatch.setattr(shard, "publish", one_by_one)
+        before = (await shard._redis.info("commandstats")).get("cmdstat_publish", {}).get("calls", 0)
+        await layer.group_send_many(items)
+        got = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(3)]
+        assert [m["n"] for m in got] == [1, 2, 3]
+        after = (await shard._redis.info("commandstats"))["cmdstat_publish"]["calls"]
+        assert after - before == 4  # each group's event published, the empty group's too
+    finally:
+        await layer.flush()
