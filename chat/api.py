@@ -106,8 +106,7 @@ def token_issue(request: HttpRequest) -> JsonResponse:
     if "username" in data or "password" in data:
         refused = sign_in_refused(request, username=data.get("username"))
         if refused is not None:
-            status, detail = refused
-            raise ChatError("rate_limited" if status == 429 else "unavailable", detail)
+            raise refused
         user = authenticate(request, username=str(data.get("username", "")), password=str(data.get("password", "")))
         if user is None:
             raise ChatError("not_authenticated", "wrong username or password")

@@ -26,7 +26,7 @@ async def room_broadcast(*, room: str, frame: events.Frame, skip_user: int | Non
     the same text. A channel-layer failure is logged, not raised: the message is already
     stored, and clients recover it by seq.
     """
-    return await _send(room, {"type": EVENT_TYPE, "room": room, "texts": [events.encode(frame)], "skip_user": skip_user})
+    return await _send(room, _event(room, [events.encode(frame)], skip_user))
 
 
 async def rooms_broadcast_many(frames_by_room: dict[str, list[events.Frame]]) -> bool:
@@ -60,8 +60,8 @@ async def rooms_broadcast_many(frames_by_room: dict[str, list[events.Frame]]) ->
     return True
 
 
-def _event(room: str, texts: list[str]) -> dict:
-    return {"type": EVENT_TYPE, "room": room, "texts": texts, "skip_user": None}
+def _event(room: str, texts: list[str], skip_user: int | None = None) -> dict:
+    return {"type": EVENT_TYPE, "room": room, "texts": texts, "skip_user": skip_user}
 
 
 async def _send(room: str, event: dict) -> bool:

@@ -142,17 +142,14 @@ def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], crea
                 pass  # the UPDATEs' results; the INSERT's rows come last
             returned = cursor.fetchall()
     else:
-        with transaction.atomic(), connection.cursor() as cursor:
-            bumped = []
-            for room_id in rooms:
-                cursor.execute(_bump_sql(), [len(groups[room_id]), room_id])
-                if cursor.fetchone() is not None:
-                    bumped.append(room_id)
+        with transaction.atomic():
+            bumped = [room for room in rooms if seq_bump(room_id=room, count=len(groups[room])) is not None]
             returned = []
             if bumped:
                 sql, params = _insert_sql(bumped, groups, when)
-                cursor.execute(sql, params)
-                returned = cursor.fetchall()
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    returned = cursor.fetchall()
     return _by_room(returned)
 
 
@@ -185,6 +182,14 @@ def _bump_sql() -> str:
            f" WHERE {_col(Room, 'id')} = %s RETURNING {_col(Room, 'last_seq')}"
 
 
+def seq_bump(*, room_id: int, count: int) -> int | None:
+    """Add count to the room's last_seq and return it (None: no such room); the row stays locked until commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(_bump_sql(), [count, room_id])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def _insert_sql(rooms: list[int], groups: dict, when) -> tuple[str, list]:
     """INSERT ... SELECT from the rows, seqs counted back from each room's (already bumped) last_seq."""
     values, params = [], []
@@ -209,8 +214,7 @@ def _insert_sql(rooms: list[int], groups: dict, when) -> tuple[str, list]:
 
 
 def _messages_store_pg(rooms: list[int], groups: dict, when) -> tuple[str, list]:
-    updates = [f"UPDATE {_table(Room)} SET {_col(Room, 'last_seq')} = {_col(Room, 'last_seq')} + %s"
-               f" WHERE {_col(Room, 'id')} = %s" for _ in rooms]
+    updates = [_bump_sql()] * len(rooms)  # their RETURNING rows are skipped (nextset)
     insert, insert_params = _insert_sql(rooms, groups, when)
     params = [value for room_id in rooms for value in (len(groups[room_id]), room_id)]
     return ";\n".join([*updates, insert]), params + insert_params

@@ -35,31 +35,22 @@ def message_validate(*, body: object, client_id: object) -> tuple[str, str | Non
     return body, client_id
 
 
-def _message_by_client_id(*, room: Room, user: AbstractBaseUser, client_id: str) -> Message | None:
-    return (
+def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) -> events.Frame | None:
+    """Return the frame of the message the user stored in the room with this client_id, if any."""
+    existing = (
         Message.objects.filter(room_id=room.pk, user_id=user.pk, client_id=client_id)
         .select_related("user", "attachment")
         .first()
     )
-
-
-def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) -> events.Frame | None:
-    """Return the frame of the message the user stored in the room with this client_id, if any."""
-    existing = _message_by_client_id(room=room, user=user, client_id=client_id)
     return selectors.message_to_frame(existing, room_slug=room.slug) if existing else None
 
 
 def _seq_take(*, room_id: int, count: int = 1) -> int:
     """Bump the room's last_seq by count and return it; the UPDATE holds the row lock until commit."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",
-            [count, room_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    seq = hotsql.seq_bump(room_id=room_id, count=count)
+    if seq is None:
         raise ChatError("not_found", "the room no longer exists")
-    return row[0]
+    return seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +161,8 @@ def message_create(
             if client_id is not None and hotsql.message_client_id_used(
                 room_id=room.pk, user_id=user.pk, client_id=client_id
             ):
-                existing = _message_by_client_id(room=room, user=user, client_id=client_id)
                 uploads.attachment_discard(saved)
-                return selectors.message_to_frame(existing, room_slug=room.slug), False
+                return message_stored_frame(room=room, user=user, client_id=client_id), False
             seq = _seq_take(room_id=room.pk)
             message_id = hotsql.message_insert(
                 room_id=room.pk, seq=seq, user_id=user.pk, body=body, client_id=client_id, created=created
@@ -185,10 +175,10 @@ def message_create(
     except IntegrityError:
         uploads.attachment_discard(saved)
         # A concurrent request with the same client_id won the race; its row is the answer.
-        existing = _message_by_client_id(room=room, user=user, client_id=client_id) if client_id else None
+        existing = message_stored_frame(room=room, user=user, client_id=client_id) if client_id else None
         if existing is None:
             raise
-        return selectors.message_to_frame(existing, room_slug=room.slug), False
+        return existing, False
     except BaseException:
         uploads.attachment_discard(saved)
         raise

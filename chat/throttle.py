@@ -17,6 +17,7 @@ import logging
 from asgiref.sync import async_to_sync
 from django.shortcuts import render
 
+from chat.errors import ChatError
 from chat.ratelimit import get_rate_limiter
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ async def _allowed(keys: list[str]) -> bool:
     return all(await asyncio.gather(*(limiter.take(key) for key in keys)))
 
 
-def sign_in_refused(request, *, username: object) -> tuple[int, str] | None:
-    """Take this try's tokens; return (status, why) if it must be refused, else None."""
+def sign_in_refused(request, *, username: object) -> ChatError | None:
+    """Take this try's tokens; return the refusal (rate_limited or unavailable), else None."""
     # "/" cannot occur in a room slug, so these keys never meet the message buckets'.
     keys = [f"login/addr/{request.META.get('REMOTE_ADDR', '')}"]
     if isinstance(username, str) and username:
@@ -40,10 +41,10 @@ def sign_in_refused(request, *, username: object) -> tuple[int, str] | None:
         allowed = async_to_sync(_allowed)(keys)
     except Exception:
         log.exception("sign-in throttle unavailable")
-        return 503, "Signing in is unavailable for a moment. Try again shortly."
+        return ChatError("unavailable", "Signing in is unavailable for a moment. Try again shortly.")
     if not allowed:
         log.warning("sign-in throttled addr=%s", request.META.get("REMOTE_ADDR"))
-        return 429, "Too many sign-in attempts. Wait a minute, then try again."
+        return ChatError("rate_limited", "Too many sign-in attempts. Wait a minute, then try again.")
     return None
 
 
@@ -55,9 +56,9 @@ def throttle_sign_in(view):
         if request.method == "POST":
             refused = sign_in_refused(request, username=request.POST.get("username"))
             if refused is not None:
-                status, detail = refused
-                response = render(request, "registration/throttled.html", {"detail": detail}, status=status)
-                if status == 429:
+                response = render(request, "registration/throttled.html", {"detail": refused.detail},
+                                  status=refused.status)
+                if refused.code == "rate_limited":
                     response["Retry-After"] = "60"
                 return response
         return view(request, *args, **kwargs)
