@@ -1,6 +1,13 @@
 # The web image: Daphne started the one way every deployment starts it (chatproject/server.py).
 # Used by docker-compose.yml for the web replicas and the one-shot migrate and cert jobs.
-FROM python:3.11-slim-bookworm
+# PYTHON_IMAGE: the base image (a local stand-in where no registry is reachable, see
+# deploy/standin_images.py). EXTRA_CA_CERTS: PEM text of CA certificates that pip must trust
+# while it downloads, for networks behind a TLS-intercepting proxy; used by that one step
+# and not left in the image's trust store (a build argument stays visible in
+# `docker history`: pass only public certificates).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+ARG EXTRA_CA_CERTS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -15,7 +22,13 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+        cat /etc/ssl/certs/ca-certificates.crt > /tmp/build-ca.pem \
+        && printf '%s\n' "$EXTRA_CA_CERTS" >> /tmp/build-ca.pem \
+        && export PIP_CERT=/tmp/build-ca.pem; \
+    fi \
+    && pip install -r requirements.txt \
+    && rm -f /tmp/build-ca.pem
 COPY . .
 
 ENV DJANGO_SETTINGS_MODULE=chatproject.settings \
@@ -30,7 +43,7 @@ ENV DJANGO_SETTINGS_MODULE=chatproject.settings \
 # throwaway: without one, settings would write a random key into the image.
 # The /srv folders are made here, owned by the app user, so fresh named volumes mounted
 # on them start with that ownership.
-RUN mkdir -p /srv/var /srv/static /srv/media /srv/tls \
+RUN mkdir -p /srv/var /srv/static /srv/media /srv/tls /srv/secrets \
     && DJANGO_SECRET_KEY=collectstatic-at-build-only python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R chat:chat /srv
 

@@ -9,13 +9,16 @@ PORT ?= 8443
 HTTP_PORT ?= 8080
 WORKERS ?= 2
 CLUSTER_SERVICES := redis-server postgresql nginx openssl
+# The compose tier: Debian's Docker engine, Compose 1.29, and mmdebstrap for local base images.
+COMPOSE_TOOLS := docker.io docker-compose mmdebstrap
 
-.PHONY: run cluster cluster-stop test test-conformance conformance test-unit test-consumers test-live test-browser test-cluster deps test-deps cert clean help
+.PHONY: run cluster cluster-stop cluster-manage test test-conformance conformance test-unit test-consumers test-live test-browser test-cluster test-compose deps test-deps cert clean help
 
 help:
 	@echo "make run   - serve the chat at https://localhost:8443 (SQLite, in-memory layer, one Daphne)"
 	@echo "make cluster [WORKERS=N] - the multi-worker way: N Daphne workers behind nginx on Redis and"
 	@echo "             PostgreSQL, at https://localhost:8443 (state in var/cluster); make cluster-stop"
+	@echo "make cluster-manage ARGS=createsuperuser - manage.py against the running cluster"
 	@echo "make test  - install what the suite needs and run every test tier"
 
 $(VENV)/.deps: requirements.txt
@@ -57,8 +60,12 @@ cluster: $(VENV)/.deps
 cluster-stop:
 	$(PY) deploy/cluster.py stop --dir $(VAR)/cluster
 
+# manage.py against the running cluster's database, e.g. `make cluster-manage ARGS=createsuperuser`.
+cluster-manage: $(VENV)/.deps
+	$(PY) deploy/cluster.py manage --dir $(VAR)/cluster $(ARGS)
+
 test: $(VENV)/.test-deps bench/peers/node_modules/.package-lock.json
-	sh deploy/install-system-deps.sh openssl chromium $(CLUSTER_SERVICES) docker-compose
+	sh deploy/install-system-deps.sh openssl chromium $(CLUSTER_SERVICES) $(COMPOSE_TOOLS)
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.test-deps
@@ -73,6 +80,10 @@ test-browser: $(VENV)/.test-deps
 test-cluster: $(VENV)/.test-deps
 	sh deploy/install-system-deps.sh $(CLUSTER_SERVICES) docker-compose
 	$(PY) -m pytest tests/cluster
+# docker-compose.yml on a real Docker engine (started here if none runs; needs root).
+test-compose: $(VENV)/.test-deps
+	sh deploy/install-system-deps.sh $(COMPOSE_TOOLS)
+	$(PY) -m pytest tests/compose
 
 test-conformance: $(VENV)/.test-deps
 	sh deploy/install-system-deps.sh nginx

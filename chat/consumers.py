@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
 from chat import auth, broadcast, events, frames, selectors, services, uploads
 from chat.errors import ChatError
@@ -93,7 +93,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # thread, so the hub is joined before the credentials are known to be good.
         hub = get_hub()
         await hub.join(slug, self)
-        user, how, room, allowed, snapshot = await database_sync_to_async(self._open_room)(
+        user, how, room, allowed, snapshot = await database_sync_to_async(self._open_room_reconnecting)(
             slug=slug, credentials=credentials, after=after
         )
         if room is None or not allowed:
@@ -143,6 +143,22 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._broadcast_presence(change)
         log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, how)
 
+    def _open_room_reconnecting(self, **kwargs):
+        """Run _open_room; on a connection the database dropped (a restart), reconnect and run it once more.
+
+        Reused connections are not checked before use (DATABASE_HEALTH_CHECKS is off), so
+        the first statement after a database restart fails. The handshake only reads, so a
+        second try is safe and spares the client a 1011 and a backoff.
+        """
+        try:
+            return self._open_room(**kwargs)
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block:
+                raise
+            log.warning("database connection lost during a handshake; reconnecting once")
+            connection.close()
+            return self._open_room(**kwargs)
+
     def _open_room(self, *, slug, credentials, after):
         """Return (user, how, room, allowed, snapshot); room and snapshot only as far as allowed."""
         user, how = auth.authenticate(credentials)
@@ -188,6 +204,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.room is None:
             return
+        frame = None
         try:
             if bytes_data is not None:
                 return await self.receive_upload_bytes(bytes_data)
@@ -204,11 +221,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc)
         except DatabaseError:
             log.exception("database error in room=%s user=%s", self.room.slug, self.user_obj["id"])
-            await self.send_error(ChatError("unavailable", "the database is unavailable; nothing was stored"))
+            await self.send_error(ChatError("unavailable", "the database is unavailable; nothing was stored",
+                                            client_id=_client_id_of(frame)))
         except Exception:
-            # A bug must not cost the client its connection; it gets an error frame instead.
+            # A bug or a backing service down (the rate limiter's Redis) must not cost the
+            # client its connection; it gets an error frame naming its client_id, so it resends.
             log.exception("frame failed in room=%s user=%s", self.room.slug, self.user_obj["id"])
-            await self.send_error(ChatError("unavailable", "the server failed to handle this frame"))
+            await self.send_error(ChatError("unavailable", "the server failed to handle this frame; nothing was stored",
+                                            client_id=_client_id_of(frame)))
 
     async def frame_message(self, frame):
         body, client_id = services.message_validate(body=frame.get("body"), client_id=frame.get("client_id"))
@@ -386,3 +406,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def send_error(self, exc: ChatError):
         await self.send_frame(events.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
+
+
+def _client_id_of(frame: dict | None) -> str | None:
+    """The client_id of a decoded frame, if it carries a well-formed one."""
+    client_id = frame.get("client_id") if isinstance(frame, dict) else None
+    return client_id if isinstance(client_id, str) else None

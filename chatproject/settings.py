@@ -46,8 +46,18 @@ def _secret_key() -> str:
     key = env_str("DJANGO_SECRET_KEY")
     if key:
         return key
+    # A file holding the key (Docker's *_FILE convention): compose's `secret` job writes one.
+    key_file = env_str("DJANGO_SECRET_KEY_FILE")
+    if key_file:
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"DJANGO_SECRET_KEY_FILE={key_file} cannot be read: {exc}") from exc
+        if not key:
+            raise ImproperlyConfigured(f"DJANGO_SECRET_KEY_FILE={key_file} is empty")
+        return key
     if PRODUCTION:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_ENV=production")
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE must be set when DJANGO_ENV=production")
     # Development: one random key per checkout, kept so sessions survive restarts.
     path = VAR_DIR / "secret_key"
     try:

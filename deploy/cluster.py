@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import pwd
 import secrets
@@ -30,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+STATE_FILE = "cluster.json"
 NGINX_DIR = REPO / "deploy" / "nginx"
 BIND = "127.0.0.1"
 WORKER_COMMAND = ["-m", "chatproject.server"]  # run by sys.executable, as in every deployment
@@ -57,6 +59,29 @@ def django_env(*, database_url: str, redis_url: str, var_dir: Path, secret_key: 
         "CHAT_VAR_DIR": str(var_dir),
         "STATIC_ROOT": str(var_dir / "static"),
         "MEDIA_ROOT": str(var_dir / "media"),
+    }
+
+
+def _secret_key(workdir: Path) -> str:
+    path = workdir / "secret_key"
+    if not path.exists():  # one key per work directory, so sessions survive restarts
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+def process_env(workdir: Path, *, database_url: str, redis_url: str) -> dict[str, str]:
+    """Return the whole environment of a cluster's Django processes (workers and manage.py)."""
+    inherited = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    return {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "chatproject.settings",
+        **django_env(database_url=database_url, redis_url=redis_url, var_dir=workdir,
+                     secret_key=_secret_key(workdir)),
+        # Production settings, but the certificate is a self-signed one for localhost:
+        # no HSTS, which a browser would otherwise apply to every localhost port for a year.
+        "DJANGO_HSTS_SECONDS": "0",
     }
 
 
@@ -157,17 +182,8 @@ class Cluster:
         self.database_url = f"postgres://postgres@{BIND}:{self.postgres_port}/chat"
         self.cert = self.workdir / "tls" / "cert.pem"
         self.key = self.workdir / "tls" / "key.pem"
-        inherited = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-        self.env = {
-            **inherited,
-            "DJANGO_SETTINGS_MODULE": "chatproject.settings",
-            **django_env(database_url=self.database_url, redis_url=self.redis_url,
-                         var_dir=self.workdir, secret_key=self._secret_key()),
-            # Production settings, but the certificate is a self-signed one for localhost:
-            # no HSTS, which a browser would otherwise apply to every localhost port for a year.
-            "DJANGO_HSTS_SECONDS": "0",
-            **(extra_env or {}),
-        }
+        self.env = {**process_env(self.workdir, database_url=self.database_url, redis_url=self.redis_url),
+                    **(extra_env or {})}
         self.redis: Service | None = None
         self.postgres: Service | None = None
         self.nginx: Service | None = None
@@ -186,13 +202,10 @@ class Cluster:
         """Trust exactly the cluster's certificate, with hostname checks on."""
         return ssl.create_default_context(cafile=str(self.cert))
 
-    def _secret_key(self) -> str:
-        path = self.workdir / "secret_key"
-        if not path.exists():  # one key per work directory, so sessions survive restarts
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(50))
-        return path.read_text().strip()
+    def write_state(self) -> None:
+        """Record where the running cluster's stores listen, for `deploy/cluster.py manage`."""
+        state = {"database_url": self.database_url, "redis_url": self.redis_url, "origin": self.origin}
+        (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -394,11 +407,14 @@ def _cli_start(args: argparse.Namespace) -> None:
     started = time.monotonic()
     try:
         cluster.start()
+        cluster.write_state()
         pidfile.write_text(f"{os.getpid()}\n")
         print(f"\n  Chat cluster ({args.workers} workers) is up at {cluster.origin}  "
               f"(self-signed certificate: accept it once)  [{time.monotonic() - started:.1f} s]\n"
               f"  Workers: {', '.join(f'http://{BIND}:{p}' for p in cluster.worker_ports)}\n"
-              f"  Logs: {cluster.logs}\n  Stop with Ctrl-C or `make cluster-stop`.\n", flush=True)
+              f"  Logs: {cluster.logs}\n"
+              f"  Make an admin user:  make cluster-manage ARGS=createsuperuser\n"
+              f"  Stop with Ctrl-C or `make cluster-stop`.\n", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
@@ -406,6 +422,7 @@ def _cli_start(args: argparse.Namespace) -> None:
         print("cluster: stopping", file=sys.stderr)
         cluster.stop()
         pidfile.unlink(missing_ok=True)
+        (workdir / STATE_FILE).unlink(missing_ok=True)
 
 
 def _running_pid(pidfile: Path) -> int | None:
@@ -435,6 +452,18 @@ def _cli_stop(args: argparse.Namespace) -> None:
     sys.exit(f"cluster (pid {pid}) did not stop within 90 s")
 
 
+def _cli_manage(args: argparse.Namespace) -> None:
+    """Run manage.py against the running cluster's database and Redis (createsuperuser, shell, ...)."""
+    workdir = Path(args.dir).resolve()
+    if _running_pid(workdir / "cluster.pid") is None:
+        sys.exit(f"no cluster running from {workdir}: start one with `make cluster`")
+    state = json.loads((workdir / STATE_FILE).read_text())
+    env = process_env(workdir, database_url=state["database_url"], redis_url=state["redis_url"])
+    command = [sys.executable, "manage.py", *args.args]
+    os.chdir(REPO)
+    os.execvpe(command[0], command, env)  # the terminal stays manage.py's: prompts work
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and start or stop a cluster."""
     parser = argparse.ArgumentParser(prog="deploy/cluster.py", description=__doc__.split("\n")[0])
@@ -448,6 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     stop = sub.add_parser("stop", help="stop the cluster running from --dir")
     stop.add_argument("--dir", default="var/cluster")
     stop.set_defaults(func=_cli_stop)
+    manage = sub.add_parser("manage", help="run manage.py against the cluster running from --dir")
+    manage.add_argument("--dir", default="var/cluster")
+    manage.add_argument("args", nargs=argparse.REMAINDER, help="manage.py's arguments, e.g. createsuperuser")
+    manage.set_defaults(func=_cli_manage)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -11,6 +11,8 @@ for pkg in "$@"; do
         postgresql) probe=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | head -n 1) ;;
         nginx) probe=/usr/sbin/nginx ;;
         docker-compose) probe=/usr/bin/docker-compose ;;
+        docker.io) probe=/usr/sbin/dockerd ;;
+        mmdebstrap) probe=/usr/bin/mmdebstrap ;;
         openssl) probe=/usr/bin/openssl ;;
         *) probe="" ;;
     esac

@@ -174,3 +174,29 @@ def test_group_commit_on_postgresql_keeps_seqs_client_ids_and_deleted_rooms_stra
     out = deployment.cluster.manage("shell", "--no-startup", "-c",
                                     "from tests.cluster.pg_writer_checks import check; check()")
     assert json.loads(out.strip().splitlines()[-1]) == [fn.__name__ for fn in pg_writer_checks.CHECKS]
+
+
+def test_cluster_manage_runs_manage_py_against_the_running_cluster(deployment):
+    """`make cluster-manage ARGS=...` (deploy/cluster.py manage) finds the cluster's database by itself."""
+    import os
+    import subprocess
+    import sys
+
+    from deploy.cluster import REPO
+
+    cluster = deployment.cluster
+    made = deployment.user("managed")
+    cluster.write_state()
+    pidfile = cluster.workdir / "cluster.pid"
+    pidfile.write_text(f"{os.getpid()}\n")  # the CLI checks that the cluster's process is alive
+    try:
+        result = subprocess.run(
+            [sys.executable, "deploy/cluster.py", "manage", "--dir", str(cluster.workdir), "shell", "--no-startup",
+             "-c", "from django.contrib.auth.models import User; print(sorted(User.objects.values_list('username', flat=True)))"],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "DJANGO_"))},
+        )
+    finally:
+        pidfile.unlink()
+    assert result.returncode == 0, result.stderr
+    assert made["username"] in result.stdout

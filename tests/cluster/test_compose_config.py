@@ -28,7 +28,7 @@ def compose_config(**env: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    result = compose_config(DJANGO_SECRET_KEY="test-only-secret")
+    result = compose_config()
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -48,10 +48,25 @@ def test_compose_defines_every_service_of_the_cluster(config):
     assert SERVICES <= set(config["services"])
 
 
-def test_compose_refuses_to_start_without_a_secret_key():
-    result = compose_config()
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY" in result.stderr
+def test_compose_needs_no_environment_and_a_given_secret_key_wins():
+    bare = compose_config()
+    assert bare.returncode == 0, bare.stderr
+    services = yaml.safe_load(bare.stdout)["services"]
+    for name in ("migrate", "web"):
+        env = services[name]["environment"]
+        assert env["DJANGO_SECRET_KEY"] in ("", None)
+        assert env["DJANGO_SECRET_KEY_FILE"] == "/srv/secrets/secret_key"
+        assert services[name]["depends_on"]["secret"]["condition"] == "service_completed_successfully"
+    assert "make-secret-key.sh" in " ".join(services["secret"]["command"])
+    given = yaml.safe_load(compose_config(DJANGO_SECRET_KEY="from-the-operator").stdout)["services"]
+    assert given["web"]["environment"]["DJANGO_SECRET_KEY"] == "from-the-operator"
+
+
+def test_compose_image_names_default_to_the_official_images():
+    services = yaml.safe_load(compose_config().stdout)["services"]
+    assert {services[name]["image"] for name in ("redis", "postgres", "nginx")} == {
+        "redis:7-bookworm", "postgres:15-bookworm", "nginx:1.28-bookworm"}
+    assert services["web"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
 
 
 def test_web_runs_the_same_server_command_as_cluster_workers(config):
@@ -83,10 +98,12 @@ def test_web_starts_after_migrations_and_redis(config):
     assert "healthz" in " ".join(config["services"]["web"]["healthcheck"]["test"])
 
 
-def test_nginx_publishes_https(config):
+def test_nginx_publishes_https_on_loopback_by_default(config):
     ports = config["services"]["nginx"]["ports"]
-    targets = {p["target"] if isinstance(p, dict) else int(str(p).rsplit(":", 1)[-1]) for p in ports}
-    assert 443 in targets
+    published = {p if isinstance(p, str) else f"{p.get('host_ip')}:{p['published']}:{p['target']}/tcp" for p in ports}
+    assert published == {"127.0.0.1:8443:443/tcp", "127.0.0.1:8080:80/tcp"}
+    everywhere = yaml.safe_load(compose_config(CHAT_PUBLISH_ADDRESS="0.0.0.0").stdout)
+    assert "0.0.0.0:8443:443/tcp" in everywhere["services"]["nginx"]["ports"]
 
 
 def test_compose_nginx_proxies_websockets_with_upgrade_headers(nginx_files):

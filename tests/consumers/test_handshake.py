@@ -139,3 +139,24 @@ async def test_session_wins_over_a_token_and_a_dead_session_falls_back_to_it(lob
     sock = socket_for("/ws/rooms/general/", cookie="not-a-session")
     await sock.connect()
     assert await sock.closed_with() == 4401
+
+
+async def test_a_connection_the_database_dropped_costs_the_handshake_nothing(lobby, alice, open_socket, monkeypatch):
+    """The first statement on a connection PostgreSQL closed (a restart) fails; the handshake reconnects once."""
+    from django.db import OperationalError
+
+    from chat.consumers import RoomConsumer
+
+    real = RoomConsumer._open_room
+    calls = []
+
+    def dropped_once(self, **kwargs):
+        calls.append(kwargs["slug"])
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(RoomConsumer, "_open_room", dropped_once)
+    _, hello = await open_socket("/ws/rooms/general/", bearer=await sync_to_async(make_token)(alice))
+    assert hello["user"]["username"] == "alice"
+    assert calls == ["general", "general"]

@@ -4,6 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 
+from chat import ratelimit
 from chat.models import Message
 from tests.consumers.conftest import socket_for
 from tests.factories import make_room, make_token, make_user
@@ -68,3 +69,27 @@ async def test_sockets_over_the_per_user_cap_are_closed_4429(token, open_socket)
     await first.close()
     _, hello = await open_socket(ROOM, bearer=token)  # a slot is free again
     assert hello["user"]["username"] == "alice"
+
+
+class _RateLimiterDown:
+    """A rate limiter whose store cannot be reached (its Redis restarting)."""
+
+    async def take(self, key: str) -> bool:
+        raise ConnectionError("Connection refused")
+
+
+async def test_a_rate_limiter_outage_answers_unavailable_with_the_client_id_and_stores_nothing(token, open_socket):
+    alice, _ = await open_socket(ROOM, bearer=token)
+    ratelimit._limiter.cache_clear()
+    original = ratelimit._limiter
+    ratelimit._limiter = lambda path, kind: _RateLimiterDown()
+    try:
+        await alice.send({"type": "message", "body": "while redis is down", "client_id": "r1"})
+        error = await alice.recv()
+    finally:
+        ratelimit._limiter = original
+    # The client_id is named, so the client knows which message to send again.
+    assert error == {"type": "error", "code": "unavailable", "detail": error["detail"], "client_id": "r1"}
+    await alice.send({"type": "message", "body": "while redis is down", "client_id": "r1"})
+    assert (await alice.recv_type("ack"))["seq"] == 1
+    assert await sync_to_async(Message.objects.count)() == 1

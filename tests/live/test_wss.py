@@ -1,16 +1,15 @@
 """A real Daphne over TLS and a real WebSocket client: tokens, sessions, origin, limits, restarts."""
 
-import http.client
 import json
-import re
-from http.cookies import SimpleCookie
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-pytestmark = pytest.mark.live
 from tests.live.conftest import PASSWORD
+from tests.support import clients
+
+pytestmark = pytest.mark.live
 
 
 def ws_connect(server, path="/ws/rooms/lobby/", **kwargs):
@@ -33,33 +32,7 @@ async def recv_type(ws, kind):
 
 def https_login(server, username: str, password: str) -> str:
     """Log in through the real login page over TLS; return the session cookie."""
-    conn = http.client.HTTPSConnection("localhost", server.port, context=server.ssl_context(), timeout=10)
-    conn.request("GET", "/accounts/login/")
-    page = conn.getresponse()
-    body = page.read().decode()
-    cookies = SimpleCookie()
-    for header in page.headers.get_all("Set-Cookie"):
-        cookies.load(header)
-    csrf_form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1)
-    form = f"username={username}&password={password}&csrfmiddlewaretoken={csrf_form}"
-    conn.request(
-        "POST",
-        "/accounts/login/",
-        body=form,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": f"csrftoken={cookies['csrftoken'].value}",
-            "Origin": server.origin,
-            "Referer": server.origin + "/accounts/login/",
-        },
-    )
-    response = conn.getresponse()
-    response.read()
-    assert response.status == 302, response.status
-    for header in response.headers.get_all("Set-Cookie"):
-        cookies.load(header)
-    conn.close()
-    return cookies["sessionid"].value
+    return clients.https_login(server.origin, username, password, ssl_context=server.ssl_context())
 
 
 async def test_token_client_sends_and_receives_over_wss(server, alice):

@@ -1,9 +1,13 @@
 """WebSocket and HTTP clients for the live and cluster tiers."""
 
 import asyncio
+import http.client
 import json
+import re
 import ssl
 import urllib.request
+from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -21,9 +25,11 @@ def create_user(manage, username: str, password: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def ws_connect(url: str, *, token: str | None = None, ssl_context: ssl.SSLContext | None = None, **kwargs):
+def ws_connect(url: str, *, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
+               additional_headers: dict | None = None, **kwargs):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return connect(url, ssl=ssl_context, additional_headers=headers, open_timeout=10, close_timeout=5, **kwargs)
+    return connect(url, ssl=ssl_context, additional_headers={**headers, **(additional_headers or {})},
+                   open_timeout=10, close_timeout=5, **kwargs)
 
 
 async def recv_json(ws: ClientConnection, timeout: float = 10) -> dict:
@@ -51,3 +57,37 @@ def http_json(method: str, url: str, *, token: str, body: dict | None = None, ss
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def https_login(origin: str, username: str, password: str, *, ssl_context: ssl.SSLContext,
+                user_agent: str = "tests") -> str:
+    """Log in through the real login page over TLS; return the session cookie."""
+    url = urlsplit(origin)
+    conn = http.client.HTTPSConnection(url.hostname, url.port, context=ssl_context, timeout=10)
+    conn.request("GET", "/accounts/login/", headers={"User-Agent": user_agent})
+    page = conn.getresponse()
+    body = page.read().decode()
+    cookies = SimpleCookie()
+    for header in page.headers.get_all("Set-Cookie"):
+        cookies.load(header)
+    csrf_form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1)
+    form = f"username={username}&password={password}&csrfmiddlewaretoken={csrf_form}"
+    conn.request(
+        "POST",
+        "/accounts/login/",
+        body=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={cookies['csrftoken'].value}",
+            "Origin": origin,
+            "Referer": origin + "/accounts/login/",
+            "User-Agent": user_agent,
+        },
+    )
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 302, response.status
+    for header in response.headers.get_all("Set-Cookie"):
+        cookies.load(header)
+    conn.close()
+    return cookies["sessionid"].value

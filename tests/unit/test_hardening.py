@@ -1,5 +1,6 @@
 """Web hardening: CSP, cookies, HTTPS redirects, and a clean `check --deploy` in production."""
 
+import hashlib
 import os
 import secrets
 import subprocess
@@ -70,8 +71,35 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     assert "no issues" in result.stdout
 
 
+def _settings_secret(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Load production settings in a fresh interpreter and print a digest of SECRET_KEY."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SECRET_KEY")}
+    code = "import hashlib; from django.conf import settings; print(hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest())"
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO, capture_output=True, text=True,
+        timeout=60,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "chatproject.settings", "DJANGO_ENV": "production",
+             "CHAT_VAR_DIR": str(tmp_path), **env},
+    )
+
+
 def test_production_without_a_secret_fails_loudly(tmp_path):
-    env = {**os.environ, "DJANGO_ENV": "production", "CHAT_VAR_DIR": str(tmp_path)}
-    env.pop("DJANGO_SECRET_KEY", None)
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode != 0 and "DJANGO_SECRET_KEY must be set" in result.stderr
+    result = _settings_secret(tmp_path)
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE must be set" in result.stderr
+
+
+def test_secret_key_file_is_read_and_the_variable_wins_over_it(tmp_path):
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("key-from-the-file\n")
+    from_file = _settings_secret(tmp_path, DJANGO_SECRET_KEY_FILE=str(key_file))
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout.strip() == hashlib.sha256(b"key-from-the-file").hexdigest()
+    both = _settings_secret(tmp_path, DJANGO_SECRET_KEY_FILE=str(key_file), DJANGO_SECRET_KEY="key-from-the-variable")
+    assert both.stdout.strip() == hashlib.sha256(b"key-from-the-variable").hexdigest()
+
+
+def test_an_empty_or_missing_secret_key_file_fails_loudly(tmp_path):
+    (tmp_path / "empty").write_text("")
+    for path, says in ((tmp_path / "empty", "is empty"), (tmp_path / "missing", "cannot be read")):
+        result = _settings_secret(tmp_path, DJANGO_SECRET_KEY_FILE=str(path))
+        assert result.returncode != 0 and says in result.stderr
