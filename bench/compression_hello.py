@@ -15,16 +15,13 @@ import argparse
 import asyncio
 import json
 import shutil
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from websockets.asyncio.client import connect
 
-from websockets.asyncio.client import connect  # noqa: E402
-
-from tests.support.server import live_server  # noqa: E402
+from tests.support.server import live_server
 
 HOST = "127.0.0.1"
 ROOM = "lobby"

@@ -14,12 +14,9 @@ import json
 import multiprocessing as mp
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
@@ -59,7 +56,7 @@ def receiver(kind, url, group, count, expected, ready, go, results):
 
         try:
             await asyncio.wait_for(asyncio.gather(*(drain(c) for c in channels)), timeout=60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         results.put({"got": got, "cpu": _cpu_seconds() - cpu0, "end": time.monotonic()})
 

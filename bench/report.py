@@ -190,7 +190,7 @@ def headline(records: list[dict]) -> list[str]:
         rows.append(f"| {names[s]} | " + " | ".join(cell(x) for x in figures[s]) + " |")
     if REFERENCE in figures:
         for s in (x for x in figures if x in OURS | {"naive", "bare"}):
-            rows.append(f"| *{s} / node* | " + " | ".join(ratio(a, b) for a, b in zip(figures[s], figures[REFERENCE]))
+            rows.append(f"| *{s} / node* | " + " | ".join(ratio(a, b) for a, b in zip(figures[s], figures[REFERENCE], strict=True))
                         + " |")
     return rows + [""]
 
@@ -351,7 +351,7 @@ def plots(records: list[dict], outdir: Path) -> list[Path]:
                 points.append((statistics.median(r["delivered_per_s"] for r in at),
                                statistics.median(r["p50_ms"] for r in at if r["p50_ms"] is not None),
                                statistics.median(r["p99_ms"] for r in at if r["p99_ms"] is not None)))
-            xs, p50, p99 = zip(*points)
+            xs, p50, p99 = zip(*points, strict=True)
             ax.plot(xs, p99, "-o", color=color, label=f"{names[s]} p99")
             ax.plot(xs, p50, "--", color=color, alpha=0.6, label=f"{names[s]} p50")
             ax.scatter([r["delivered_per_s"] for r in rows], [r["p99_ms"] for r in rows], color=color, s=8, alpha=0.35)

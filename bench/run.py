@@ -24,12 +24,19 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import scenarios  # noqa: E402
-from bench.scenarios import QUICK, Settings  # noqa: E402
-from bench.servers import (  # noqa: E402
-    REPO, BareDaphne, BenchServer, ClusterViaNginx, Meter, NaiveDaphne, NodeWs, OursCluster, OursDaphne, workdir,
+from bench import scenarios
+from bench.scenarios import QUICK, Settings
+from bench.servers import (
+    REPO,
+    BareDaphne,
+    BenchServer,
+    ClusterViaNginx,
+    Meter,
+    NaiveDaphne,
+    NodeWs,
+    OursCluster,
+    OursDaphne,
+    workdir,
 )
 
 SERVERS = {"ours": OursDaphne, "naive": NaiveDaphne, "bare": BareDaphne, "node": NodeWs, "cluster": OursCluster}

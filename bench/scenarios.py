@@ -196,7 +196,7 @@ def connections(server: BenchServer, meter: Meter, settings: Settings) -> list[d
         ready = sorted(t for part in parts for t in part["ready_ms_all"])
         wall = sum(part["wall_s"] for part in parts)
         cpu = sum(server_side(marks, n)["server_cpu_s"] for n in names)
-        pick = lambda q: round(ready[min(len(ready) - 1, int(q * len(ready)))], 2) if ready else None  # noqa: E731
+        pick = lambda q, ready=ready: round(ready[min(len(ready) - 1, int(q * len(ready)))], 2) if ready else None  # noqa: E731
         records.append({"scenario": "storm", "auth": kind, "attempted": sum(p["attempted"] for p in parts),
                         "opened": len(ready), "failed": sum(p["failed"] for p in parts),
                         "failures": sorted({f for p in parts for f in p["failures"]})[:5],

@@ -21,11 +21,10 @@ import urllib.parse
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from deploy.cluster import Cluster
+from tests.support.server import LiveServer, free_port
 
-from deploy.cluster import Cluster  # noqa: E402
-from tests.support.server import LiveServer, free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PEERS = REPO / "bench" / "peers"
 HOST = "127.0.0.1"
@@ -44,7 +43,7 @@ SETUP_CODE = """
 import http.client
 import json
 from django.contrib.auth import get_user_model
-from chat import services
+from chat.domain import services
 from chat.models import Room
 users = []
 for i in range({users}):
@@ -209,7 +208,7 @@ class OursDaphne(BenchServer):
 
 
 class NaiveDaphne(OursDaphne):
-    """The Channels tutorial consumer (chat/naive.py) on the same Daphne: no auth, no storage."""
+    """The Channels tutorial consumer (bench/naive_asgi.py) on the same Daphne: no auth, no storage."""
 
     name = "naive"
     label = "naive Channels (1 Daphne)"
@@ -218,7 +217,7 @@ class NaiveDaphne(OursDaphne):
     session_auth = False
 
     def extra_env(self) -> dict[str, str]:
-        return {"CHAT_NAIVE_ENDPOINT": "1"}
+        return {"CHAT_ASGI_APP": "bench.naive_asgi:application"}
 
     def setup(self, rooms: list[str]) -> None:
         self.tokens = []  # the tutorial needs no database: nothing to migrate or create

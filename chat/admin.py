@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from chat import services
+from chat.domain import services
 from chat.models import ApiToken, Attachment, Membership, Message, Room
 
 
@@ -76,5 +76,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        count = queryset.update(revoked=True)
+        count = services.tokens_revoke(token_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Revoked {count} token(s).")

@@ -18,8 +18,7 @@ import urllib.request
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
-FINAL_CLOSE_CODES = {1000: "closed", 4401: "not authenticated", 4403: "not allowed in this room", 4404: "no such room",
-                     4429: "too many connections"}
+from chat.protocol.codes import FINAL_CLOSE_CODES
 
 
 def ssl_context(args) -> ssl.SSLContext | None:
@@ -130,7 +129,7 @@ class Client:
                 code = ws.close_code
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else None
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             print(f"! connection failed: {exc}", file=sys.stderr, flush=True)
             return None
         if code in FINAL_CLOSE_CODES:

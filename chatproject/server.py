@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
     from daphne.cli import CommandLineInterface
 
-    from chatproject.daphne_server import chat_server_class
+    from chatproject.daphne_adapter import chat_server_class
 
     env = dict(os.environ)
     cli = CommandLineInterface()

@@ -76,7 +76,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "chat.apps.ChatAdminConfig",  # django.contrib.admin with a throttled login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -95,7 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "chat.middleware.ContentSecurityPolicyMiddleware",
+    "chat.web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "chatproject.urls"
@@ -166,14 +166,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # channels_redis's pub/sub layer, plus one pipelined PUBLISH per committed batch.
-            "BACKEND": "chat.layers.RedisPubSubLayer",
+            "BACKEND": "chat.realtime.layers.RedisPubSubLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
 else:
     # One hub channel per process carries every room's events (chat/fanout.py): give it room.
     # Channels' in-memory layer, minus its O(rooms) sweep per message and group expiry.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.LocalChannelLayer", "CONFIG": {"capacity": 10000}}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.realtime.layers.LocalChannelLayer", "CONFIG": {"capacity": 10000}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -265,9 +265,6 @@ CHAT_RATE_LIMIT_BACKEND = env_str(
     "CHAT_RATE_LIMIT_BACKEND",
     "chat.ratelimit.redis.RedisRateLimiter" if REDIS_URL else "chat.ratelimit.memory.MemoryRateLimiter",
 )
-# A WebSocket echo at / and /ws/echo/ for conformance testing; never on in production.
-CHAT_ECHO_ENDPOINT = env_bool("CHAT_ECHO_ENDPOINT", False)
-CHAT_NAIVE_ENDPOINT = env_bool("CHAT_NAIVE_ENDPOINT", False)  # bench/: the tutorial consumer at ws/naive/<room>/
 # Open sockets one user may hold across all workers; more are closed with 4429.
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 20)
 

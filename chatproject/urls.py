@@ -2,10 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from chat import api, views
-from chat.throttle import throttle_sign_in
-
-admin.site.login = throttle_sign_in(admin.site.login)
+from chat.web import api, views
+from chat.web.signin_throttle import throttle_sign_in
 
 urlpatterns = [
     path("healthz", api.healthz, name="healthz"),
@@ -13,5 +11,5 @@ urlpatterns = [
     path("accounts/login/", throttle_sign_in(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", throttle_sign_in(views.signup), name="signup"),
-    path("", include("chat.urls")),
+    path("", include("chat.web.urls")),
 ]

@@ -4,7 +4,7 @@ import itertools
 
 from django.contrib.auth import get_user_model
 
-from chat import services
+from chat.domain import services
 from chat.models import Membership, Room
 
 _counter = itertools.count(1)

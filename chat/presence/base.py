@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from chat.events import User
+from chat.protocol.outbound import User
 
 
 @dataclass

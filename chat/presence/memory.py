@@ -1,7 +1,7 @@
 """Presence for a single process: plain dictionaries, nothing shared."""
 
-from chat.events import User
 from chat.presence.base import PresenceChange, PresenceStore
+from chat.protocol.outbound import User
 
 
 class MemoryPresenceStore(PresenceStore):

@@ -25,8 +25,8 @@ import weakref
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from chat.events import User
 from chat.presence.base import PresenceChange, PresenceStore
+from chat.protocol.outbound import User
 
 log = logging.getLogger(__name__)
 PREFIX = "chat:presence:"

@@ -5,7 +5,7 @@ import logging
 
 from django.conf import settings
 
-from chat import broadcast, events
+from chat.actions.presence import presence_announce
 from chat.presence import get_presence_store
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,7 @@ async def heartbeat_once(store) -> int:
     """Beat once; broadcast a presence frame for every room a dead worker left. Return how many."""
     changes = await store.heartbeat()
     for room, change in changes:
-        frame = events.presence(online=change.online, joined=[], left=change.left)
-        await broadcast.room_broadcast(room=room, frame=frame)
+        await presence_announce(room=room, change=change)
     return len(changes)
 
 

@@ -7,7 +7,6 @@ from django.utils.module_loading import import_string
 
 from chat.ratelimit.base import RateLimiter
 
-
 # What each kind of limit counts, and the settings that size its buckets.
 KINDS = {
     "messages": ("CHAT_RATE_BURST", "CHAT_RATE_PER_SECOND"),

@@ -1,7 +1,7 @@
 """Token buckets shared by every worker, on Redis's clock, with the takes of a moment in one script call.
 
 A take per message used to be a round trip of its own. Takes now go through a per-loop
-batcher (chat.loops.Batcher): those made while a call is in flight go together in the
+batcher (chat.batching.Batcher): those made while a call is in flight go together in the
 next, as one EVALSHA over all their keys. The script handles the keys in order, so two
 takes on one key in a batch see each other, exactly as two calls would. All keys go to
 one Redis: a Redis Cluster would need them in one hash slot.
@@ -10,7 +10,7 @@ one Redis: a Redis Cluster would need them in one hash slot.
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from chat.loops import Batcher, PerLoop
+from chat.batching import Batcher, PerLoop
 from chat.ratelimit.base import RateLimiter
 
 # KEYS: bucket hashes; ARGV: burst, rate. Returns 1 (allowed) or 0 per key, in order.

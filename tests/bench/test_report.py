@@ -21,8 +21,8 @@ def row(lines, start):
 def test_targets_take_the_step_nearest_half_the_peak_and_judge_the_medians():
     ladder = [20_000, 40_000, 80_000, 160_000]
     records = (
-        fanout("cluster", 1, [(o, o, p) for o, p in zip(ladder, [3, 30, 70, 300])], (120_000, 12.0))
-        + fanout("cluster", 2, [(o, o, p) for o, p in zip(ladder, [3, 20, 40, 300])], (150_000, 10.0))
+        fanout("cluster", 1, [(o, o, p) for o, p in zip(ladder, [3, 30, 70, 300], strict=True)], (120_000, 12.0))
+        + fanout("cluster", 2, [(o, o, p) for o, p in zip(ladder, [3, 20, 40, 300], strict=True)], (150_000, 10.0))
         + fanout("node", 1, [(o, o, 2) for o in ladder], (140_000, 6.0))
     )
     lines = report.targets(records)

@@ -1,23 +1,16 @@
 """Two Daphne workers behind nginx on real Redis and PostgreSQL, started for this tier."""
 
-import importlib.util
 import itertools
 import ssl
 from pathlib import Path
 
 import pytest
 
+from deploy.cluster import Cluster
 from tests.support.clients import create_user, http_json
 
 REPO = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
-
-
-def load_cluster_module():
-    spec = importlib.util.spec_from_file_location("deploy_cluster", REPO / "deploy" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Deployment:
@@ -48,7 +41,6 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    Cluster = load_cluster_module().Cluster
     cluster = Cluster(tmp_path_factory.mktemp("cluster"), workers=2)
     try:
         cluster.start()

@@ -15,9 +15,11 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, close_old_connections
 
-from chat import services, writer
-from chat.errors import ChatError
+from chat.actions.messages import messages_committed
+from chat.domain import services
 from chat.models import Message, Room
+from chat.protocol.errors import ChatError
+from chat.store import writer
 
 
 def _room(tag: str) -> Room:
@@ -96,7 +98,7 @@ def concurrent_batches_on_shared_rooms_neither_deadlock_nor_gap():
                 # Each batch touches every room, in a different order per thread.
                 order = rooms[n % 4:] + rooms[:n % 4]
                 services.message_create_many(drafts=[_draft(r, alice, f"{n}/{k}") for r in order])
-        except Exception as exc:  # collected: a thread's exception would otherwise vanish
+        except Exception as exc:  # noqa: BLE001 - collected: a thread's exception would otherwise vanish
             errors.append(exc)
         finally:
             close_old_connections()
@@ -116,7 +118,7 @@ def writer_stores_from_the_event_loop_and_falls_back_one_by_one():
     old, _ = services.message_create(room=a, user=alice, body="old", client_id="c0")
 
     async def run():
-        w = writer.MessageWriter()
+        w = writer.MessageWriter(after_commit=messages_committed)
         first = await asyncio.gather(*[w.submit(d) for d in [
             _draft(a, alice, "a1"), _draft(b, alice, "b1"), _draft(a, alice, "a2", "k")]])
         own = w._pg is not None and not w._pg.closed  # stored on the loop, not in a thread

@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed
 
 from deploy.standin_images import debian_archive, host_sources
 from tests.compose.conftest import LONG_RUNNING
-from tests.support.docker_engine import network_state
 from tests.support.clients import create_user, http_json, https_login, recv_json, recv_type, ws_connect
+from tests.support.docker_engine import network_state
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
 PASSWORD = "compose-pass-phrase-1"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import load_cluster_module
+from deploy.cluster import Service
 from tests.support.server import REPO, free_port, live_server
 
 HERE = Path(__file__).resolve().parent
@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="session")
 def echo_server(tmp_path_factory):
-    env = {"CHAT_ECHO_ENDPOINT": "1", "CHAT_WS_COMPRESSION": "1", "CHAT_DAPHNE_VERBOSITY": "0"}
+    env = {"CHAT_ASGI_APP": "tests.conformance.echo_asgi:application", "CHAT_WS_COMPRESSION": "1",
+           "CHAT_DAPHNE_VERBOSITY": "0"}
     if os.environ.get("CHAT_CONFORMANCE_FULL"):
         env["CHAT_MAX_ATTACHMENT_BYTES"] = str(17 * 1024 * 1024)  # room for the 16 MiB cases
     with live_server(tmp_path_factory.mktemp("echo"), extra_env=env, tls=False) as server:
@@ -25,7 +26,6 @@ def echo_server(tmp_path_factory):
 def echo_nginx(tmp_path_factory, echo_server):
     if not shutil.which("nginx"):
         pytest.fail("nginx is missing: `make test` installs Debian's nginx package")
-    cluster_module = load_cluster_module()
     prefix = tmp_path_factory.mktemp("nginx")
     for sub in ("tmp", "logs"):
         (prefix / sub).mkdir()
@@ -38,7 +38,7 @@ def echo_nginx(tmp_path_factory, echo_server):
     }.items():
         config = config.replace(key, value)
     (prefix / "nginx.conf").write_text(config)
-    service = cluster_module.Service(
+    service = Service(
         "nginx",
         ["nginx", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"],
         ready="start worker processes",

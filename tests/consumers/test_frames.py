@@ -7,8 +7,9 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from django.test import override_settings
 
-from chat import hotsql, services
+from chat.domain import services
 from chat.models import Message
+from chat.store import queries
 from tests.factories import make_room, make_token, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,7 +147,7 @@ async def test_database_failure_answers_unavailable_and_stores_nothing(people, o
     def broken(**kwargs):
         raise OperationalError("database is down")
 
-    monkeypatch.setattr(hotsql, "messages_store", broken)  # the batch's one statement
+    monkeypatch.setattr(queries, "messages_store", broken)  # the batch's one statement
     monkeypatch.setattr(services, "message_create", broken)  # and the one-by-one path
     await alice.send({"type": "message", "body": "lost?", "client_id": "u1"})
     error = await alice.recv()

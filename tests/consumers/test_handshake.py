@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 
-from chat import services
+from chat.domain import services
 from tests.consumers.conftest import session_cookie, socket_for
 from tests.factories import make_room, make_token, make_user
 
@@ -145,18 +145,18 @@ async def test_a_connection_the_database_dropped_costs_the_handshake_nothing(lob
     """The first statement on a connection PostgreSQL closed (a restart) fails; the handshake reconnects once."""
     from django.db import OperationalError
 
-    from chat.consumers import RoomConsumer
+    from chat.domain import selectors
 
-    real = RoomConsumer._open_room
+    real = selectors.room_socket_open
     calls = []
 
-    def dropped_once(self, **kwargs):
+    def dropped_once(**kwargs):
         calls.append(kwargs["slug"])
         if len(calls) == 1:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(self, **kwargs)
+        return real(**kwargs)
 
-    monkeypatch.setattr(RoomConsumer, "_open_room", dropped_once)
+    monkeypatch.setattr(selectors, "room_socket_open", dropped_once)
     _, hello = await open_socket("/ws/rooms/general/", bearer=await sync_to_async(make_token)(alice))
     assert hello["user"]["username"] == "alice"
     assert calls == ["general", "general"]

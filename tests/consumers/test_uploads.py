@@ -6,6 +6,7 @@ from django.core.files.storage import default_storage
 from django.test import Client, override_settings
 
 from chat.models import Attachment, Message
+from chat.protocol import inbound
 from tests.factories import make_room, make_token, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,10 +141,10 @@ async def test_path_traversal_name_is_sanitised(people, open_socket):
 def _download_setup():
     owner, outsider = make_user("owner"), make_user("outsider")
     room = make_room("vault", private=True, members=[owner])
-    from chat import services, uploads
+    from chat.domain import services, uploads
 
     def upload(name, content_type, data):
-        head = uploads.upload_check({"name": name, "content_type": content_type, "size": len(data)})
+        head = inbound.check_upload({"name": name, "content_type": content_type, "size": len(data)})
         frame, _ = services.message_create(
             room=room, user=owner, body="", client_id=None, attachment=uploads.upload_complete(head, data)
         )

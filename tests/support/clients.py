@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 
 CREATE_USER = (
-    "import json; from django.contrib.auth import get_user_model; from chat import services;"
+    "import json; from django.contrib.auth import get_user_model; from chat.domain import services;"
     "u = get_user_model().objects.create_user({username!r}, password={password!r});"
     "t = services.token_create(user=u, name='test')[1];"
     "print(json.dumps({{'id': u.pk, 'username': u.username, 'token': t}}))"

@@ -85,7 +85,7 @@ class LiveServer:
 
     def create_user(self, username: str, password: str) -> dict:
         code = (
-            "import json; from django.contrib.auth import get_user_model; from chat import services;"
+            "import json; from django.contrib.auth import get_user_model; from chat.domain import services;"
             f"u = get_user_model().objects.create_user({username!r}, password={password!r});"
             "t = services.token_create(user=u, name='live')[1];"
             "print(json.dumps({'id': u.pk, 'username': u.username, 'token': t}))"

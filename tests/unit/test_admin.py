@@ -3,8 +3,9 @@
 import pytest
 from django.test import Client
 
-from chat import services
+from chat.domain import services
 from chat.models import ApiToken, Message
+from chat.protocol import inbound
 from tests.factories import make_room, make_user
 
 pytestmark = pytest.mark.django_db
@@ -60,11 +61,11 @@ def test_deleting_a_message_in_the_admin_removes_its_file(
 ):
     from django.core.files.storage import default_storage
 
-    from chat import uploads
+    from chat.domain import uploads
 
     settings.MEDIA_ROOT = str(tmp_path)
     room, user = make_room("files"), make_user()
-    header = uploads.upload_check({"name": "a.txt", "content_type": "text/plain", "size": 3})
+    header = inbound.check_upload({"name": "a.txt", "content_type": "text/plain", "size": 3})
     frame, _ = services.message_create(
         room=room, user=user, body="", client_id=None, attachment=uploads.upload_complete(header, b"abc")
     )

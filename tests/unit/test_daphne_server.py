@@ -7,7 +7,7 @@ import pytest
 from autobahn.websocket.protocol import TrafficStats
 from daphne.ws_protocol import WebSocketFactory
 
-from chatproject.daphne_server import ChatWebSocketProtocol, InputQueue, configured_protocol, deflate_acceptor
+from chatproject.daphne_adapter import ChatWebSocketProtocol, InputQueue, configured_protocol, deflate_acceptor
 
 
 async def test_input_queue_hands_events_over_in_order_whether_or_not_receive_waits():

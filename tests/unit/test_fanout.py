@@ -6,8 +6,10 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from chat import broadcast, events
-from chat.fanout import Hub, text_frame
+from chat.protocol import outbound
+from chat.realtime import broadcaster
+from chat.realtime.hub import Hub
+from chat.realtime.wire import text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
@@ -43,8 +45,8 @@ async def test_hub_writes_each_broadcast_to_local_members_but_the_skipped_user()
     for member in (alice, alice_tab, bob):
         await hub.join("hub-room", member)
     await hub.join("hub-other", elsewhere)
-    await broadcast.room_broadcast(room="hub-room", frame=events.pong(ts="all"))
-    await broadcast.room_broadcast(room="hub-room", frame=events.pong(ts="not alice"), skip_user=1)
+    await broadcaster.room_broadcast(room="hub-room", frame=outbound.pong(ts="all"))
+    await broadcaster.room_broadcast(room="hub-room", frame=outbound.pong(ts="not alice"), skip_user=1)
     await asyncio.wait_for(bob.arrived.wait(), 5)
     while len(bob.frames) < 2:
         bob.arrived.clear()
@@ -78,12 +80,12 @@ async def test_a_batch_reaches_members_in_order_in_events_that_fit(monkeypatch):
     hub = Hub()
     member = Recorder(1)
     await hub.join("hub-batch", member)
-    monkeypatch.setattr(broadcast, "BATCH_EVENT_CHARS", 60)
+    monkeypatch.setattr(broadcaster, "BATCH_EVENT_CHARS", 60)
     monkeypatch.setattr(hub.layer, "group_send", counting)
-    frames = [events.pong(ts=f"n{i}") for i in range(7)]  # 24 characters each
-    assert await broadcast.rooms_broadcast_many({"hub-batch": frames})
+    frames = [outbound.pong(ts=f"n{i}") for i in range(7)]  # 24 characters each
+    assert await broadcaster.rooms_broadcast_many({"hub-batch": frames})
     while len(member.frames) < 7:
         member.arrived.clear()
         await asyncio.wait_for(member.arrived.wait(), 5)
-    assert member.frames == [events.encode(f) for f in frames]
+    assert member.frames == [outbound.encode(f) for f in frames]
     assert sent == [2, 2, 2, 1]

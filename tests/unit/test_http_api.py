@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from chat import services
+from chat.domain import services
 from chat.models import ApiToken, Membership, Room
 from tests.factories import PASSWORD, make_room, make_token, make_user
 

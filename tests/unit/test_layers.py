@@ -2,7 +2,7 @@
 
 import asyncio
 
-from chat.layers import LocalChannelLayer, RedisPubSubLayer
+from chat.realtime.layers import LocalChannelLayer, RedisPubSubLayer
 
 
 async def test_group_membership_outlives_group_expiry():

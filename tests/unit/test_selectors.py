@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat import selectors, services
+from chat.domain import selectors, services
 from tests.factories import make_room, make_user
 
 pytestmark = pytest.mark.django_db

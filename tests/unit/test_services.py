@@ -5,9 +5,10 @@ import threading
 import pytest
 from django.db import connection
 
-from chat import services
-from chat.errors import ChatError
+from chat.domain import services
 from chat.models import ApiToken, Membership, Message, Room
+from chat.protocol import inbound
+from chat.protocol.errors import ChatError
 from tests.factories import make_room, make_user
 
 pytestmark = pytest.mark.django_db
@@ -112,12 +113,12 @@ def test_same_client_id_in_another_room_or_by_another_user_is_a_new_message():
 )
 def test_message_validate_refuses_bad_fields(body, client_id, code):
     with pytest.raises(ChatError) as info:
-        services.message_validate(body=body, client_id=client_id)
+        inbound.check_message({"body": body, "client_id": client_id})
     assert info.value.code == code
 
 
 def test_message_validate_trims_and_accepts_the_limit():
-    body, client_id = services.message_validate(body="  " + "é" * 4000 + "\n", client_id="c" * 64)
+    body, client_id = inbound.check_message({"body": "  " + "é" * 4000 + "\n", "client_id": "c" * 64})
     assert body == "é" * 4000 and client_id == "c" * 64
 
 

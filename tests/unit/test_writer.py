@@ -3,9 +3,10 @@
 import pytest
 from django.db import IntegrityError
 
-from chat import services, writer
-from chat.errors import ChatError
+from chat.domain import services
 from chat.models import Message, Room
+from chat.protocol.errors import ChatError
+from chat.store import writer
 from tests.factories import make_room, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -17,7 +17,7 @@ import logging
 from asgiref.sync import async_to_sync
 from django.shortcuts import render
 
-from chat.errors import ChatError
+from chat.protocol.errors import ChatError
 from chat.ratelimit import get_rate_limiter
 
 log = logging.getLogger(__name__)

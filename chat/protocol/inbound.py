@@ -1,12 +1,13 @@
 """Decode and check client frames (protocol section 3); every refusal is a ChatError."""
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from chat.errors import ChatError
+from chat.protocol.errors import ChatError
 
 CLIENT_TYPES = frozenset({"message", "typing", "history", "upload", "ping"})
 
@@ -88,3 +89,60 @@ def parse_after(query_string: bytes) -> int | None:
     if not raw.isdigit() or len(raw) > 18:
         raise ChatError("bad_request", "`after` must be a non-negative integer")
     return int(raw)
+
+
+def check_message(frame: dict) -> tuple[str, str | None]:
+    """Check a message frame's fields; return the trimmed body and the client_id."""
+    body = frame.get("body")
+    client_id = check_client_id(frame.get("client_id"))
+    if not isinstance(body, str):
+        raise ChatError("bad_request", "body must be a string", client_id=client_id)
+    body = body.strip()
+    if not body:
+        raise ChatError("bad_request", "body is empty", client_id=client_id)
+    limit = settings.CHAT_MAX_BODY_CHARS
+    if len(body) > limit:
+        raise ChatError("too_long", f"body is longer than {limit} characters", client_id=client_id)
+    if "\x00" in body:  # PostgreSQL text cannot hold it; refused on SQLite too, for one behaviour
+        raise ChatError("bad_request", "body must not contain NUL characters", client_id=client_id)
+    return body, client_id
+
+
+@dataclass(frozen=True)
+class UploadHeader:
+    """A checked `upload` frame, waiting for its binary frame."""
+
+    name: str
+    content_type: str
+    size: int
+    client_id: str | None
+    body: str
+
+
+def check_upload(frame: dict) -> UploadHeader:
+    """Check an `upload` header frame against the limits and the allowed types."""
+    client_id = check_client_id(frame.get("client_id"))
+    name, content_type, size = frame.get("name"), frame.get("content_type"), frame.get("size")
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        raise ChatError("bad_request", "name must be a string of 1 to 255 characters", client_id=client_id)
+    if not isinstance(content_type, str) or not content_type or len(content_type) > 100:
+        raise ChatError("bad_request", "content_type must be a non-empty string", client_id=client_id)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ChatError("bad_request", "size must be a positive integer", client_id=client_id)
+    body = frame.get("body", "")
+    if body is None:
+        body = ""
+    if not isinstance(body, str):
+        raise ChatError("bad_request", "body must be a string", client_id=client_id)
+    body = body.strip()
+    if len(body) > settings.CHAT_MAX_BODY_CHARS:
+        raise ChatError("too_long", f"caption is longer than {settings.CHAT_MAX_BODY_CHARS} characters", client_id=client_id)
+    if "\x00" in body or "\x00" in name:
+        raise ChatError("bad_request", "name and caption must not contain NUL characters", client_id=client_id)
+    limit = settings.CHAT_MAX_ATTACHMENT_BYTES
+    if size > limit:
+        raise ChatError("too_large", f"attachments are limited to {limit} bytes", client_id=client_id)
+    content_type = content_type.strip().lower()
+    if content_type not in settings.CHAT_ALLOWED_CONTENT_TYPES:
+        raise ChatError("unsupported_type", f"{content_type[:100]} files are not accepted here", client_id=client_id)
+    return UploadHeader(name=name, content_type=content_type, size=size, client_id=client_id, body=body)

@@ -1,15 +1,16 @@
-"""A diagnostics echo socket for conformance tests (Autobahn); off unless CHAT_ECHO_ENDPOINT is set."""
+"""An echo WebSocket server for the Autobahn cases, run through CHAT_ASGI_APP (not a route of the chat).
+
+Served by `python -m chatproject.server` like the chat, so the cases test our Daphne
+adaptation (compression, empty frames); any path echoes, as the conformance tools connect to "/".
+"""
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 
 class EchoConsumer(AsyncWebsocketConsumer):
     """Send every frame back as it came, text as text and bytes as bytes."""
 
     async def connect(self):
-        if not settings.CHAT_ECHO_ENDPOINT:
-            return await self.close()  # before accept: the handshake gets HTTP 403
         await self.accept()
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -17,3 +18,6 @@ class EchoConsumer(AsyncWebsocketConsumer):
             await self.send(bytes_data=bytes_data)
         else:
             await self.send(text_data=text_data)
+
+
+application = EchoConsumer.as_asgi()

@@ -9,31 +9,14 @@ local members, writing the already-encoded frame straight to each socket.
 
 import asyncio
 import logging
-import struct
 
 from channels.layers import get_channel_layer
 
-from chat.broadcast import room_group
-from chat.loops import PerLoop
+from chat.batching import PerLoop
+from chat.realtime.broadcaster import room_group
+from chat.realtime.wire import text_frame
 
 log = logging.getLogger(__name__)
-
-# The ASGI scope extension our Daphne server (chatproject/daphne_server.py) provides: a
-# function(payload, frame) that writes a pre-encoded text frame straight to the socket.
-RAW_SEND_EXTENSION = "chat.raw_send"
-
-
-def text_frame(payload: bytes) -> bytes:
-    """Return an unmasked, unfragmented RFC 6455 text frame carrying payload (server to client)."""
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x81, size))
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    return header + payload
-
 
 class Delivery:
     """One room event as every local socket writes it, encoded once per process.

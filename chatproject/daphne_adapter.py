@@ -15,11 +15,11 @@ from pprint import pformat
 
 import autobahn.websocket.protocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
-from twisted.internet import tcp
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import tcp
 
-from chat.fanout import RAW_SEND_EXTENSION, text_frame
+from chat.realtime.wire import RAW_SEND_EXTENSION, text_frame
 
 
 class RequestPath:

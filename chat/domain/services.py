@@ -5,37 +5,22 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat import events, frames, hotsql, selectors, uploads
-from chat.errors import ChatError
+from chat.domain import selectors, uploads
 from chat.models import ApiToken, Membership, Message, Room
+from chat.protocol import outbound
+from chat.protocol.errors import ChatError
+from chat.store import queries
 
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
 
 
-def message_validate(*, body: object, client_id: object) -> tuple[str, str | None]:
-    """Check a message's fields; return the trimmed body and the client_id."""
-    client_id = frames.check_client_id(client_id)
-    if not isinstance(body, str):
-        raise ChatError("bad_request", "body must be a string", client_id=client_id)
-    body = body.strip()
-    if not body:
-        raise ChatError("bad_request", "body is empty", client_id=client_id)
-    limit = settings.CHAT_MAX_BODY_CHARS
-    if len(body) > limit:
-        raise ChatError("too_long", f"body is longer than {limit} characters", client_id=client_id)
-    if "\x00" in body:  # PostgreSQL text cannot hold it; refused on SQLite too, for one behaviour
-        raise ChatError("bad_request", "body must not contain NUL characters", client_id=client_id)
-    return body, client_id
-
-
-def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) -> events.Frame | None:
+def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) -> outbound.Frame | None:
     """Return the frame of the message the user stored in the room with this client_id, if any."""
     existing = (
         Message.objects.filter(room_id=room.pk, user_id=user.pk, client_id=client_id)
@@ -47,7 +32,7 @@ def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) 
 
 def _seq_take(*, room_id: int, count: int = 1) -> int:
     """Bump the room's last_seq by count and return it; the UPDATE holds the row lock until commit."""
-    seq = hotsql.seq_bump(room_id=room_id, count=count)
+    seq = queries.seq_bump(room_id=room_id, count=count)
     if seq is None:
         raise ChatError("not_found", "the room no longer exists")
     return seq
@@ -64,7 +49,7 @@ class MessageDraft:
     attachment: "uploads.UploadedFile | None" = None
 
 
-def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[events.Frame, bool] | ChatError]:
+def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[outbound.Frame, bool] | ChatError]:
     """Store text messages in one transaction, in order; return each one's frame and newness.
 
     The group-commit form of message_create, with the same guarantees: each room's seqs
@@ -76,13 +61,13 @@ def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[events.Fram
     ChatError for each of its drafts; the other rooms' messages are stored.
     """
     batch = _Batch(drafts)
-    return batch.results(hotsql.messages_store(groups=batch.groups, created=batch.created))
+    return batch.results(queries.messages_store(groups=batch.groups, created=batch.created))
 
 
-async def message_create_many_async(conn, *, drafts: list[MessageDraft]) -> list[tuple[events.Frame, bool] | ChatError]:
+async def message_create_many_async(conn, *, drafts: list[MessageDraft]) -> list[tuple[outbound.Frame, bool] | ChatError]:
     """message_create_many on PostgreSQL from the event loop, on conn (a psycopg AsyncConnection)."""
     batch = _Batch(drafts)
-    return batch.results(await hotsql.messages_store_async(conn, groups=batch.groups, created=batch.created))
+    return batch.results(await queries.messages_store_async(conn, groups=batch.groups, created=batch.created))
 
 
 class _Batch:
@@ -123,12 +108,12 @@ class _Batch:
         return results
 
 
-def _message_frame(d: MessageDraft, *, message_id: int, seq: int, created, attachment=None) -> events.Frame:
-    return events.message_obj(
+def _message_frame(d: MessageDraft, *, message_id: int, seq: int, created, attachment=None) -> outbound.Frame:
+    return outbound.message_obj(
         message_id=message_id,
         seq=seq,
         room=d.room.slug,
-        user=events.user_obj(user_id=d.user.pk, username=d.user.get_username()),
+        user=outbound.user_obj(user_id=d.user.pk, username=d.user.get_username()),
         body=d.body,
         created=created,
         client_id=d.client_id,
@@ -143,7 +128,7 @@ def message_create(
     body: str,
     client_id: str | None,
     attachment: "uploads.UploadedFile | None" = None,
-) -> tuple[events.Frame, bool]:
+) -> tuple[outbound.Frame, bool]:
     """Store a message with the room's next seq; return its frame and whether it is new.
 
     A client_id the user already used in the room returns the stored message instead.
@@ -153,18 +138,18 @@ def message_create(
     """
     # The bytes are written before the transaction, so the room's row lock is never held
     # during file I/O; any path that does not commit them deletes them.
-    # The hot statements are hand-written SQL (chat/hotsql.py): the ORM would triple the cost.
+    # The hot statements are hand-written SQL (chat/queries.py): the ORM would triple the cost.
     created = timezone.now()
     saved = uploads.attachment_save(attachment, when=created) if attachment else None
     try:
         with transaction.atomic():
-            if client_id is not None and hotsql.message_client_id_used(
+            if client_id is not None and queries.message_client_id_used(
                 room_id=room.pk, user_id=user.pk, client_id=client_id
             ):
                 uploads.attachment_discard(saved)
                 return message_stored_frame(room=room, user=user, client_id=client_id), False
             seq = _seq_take(room_id=room.pk)
-            message_id = hotsql.message_insert(
+            message_id = queries.message_insert(
                 room_id=room.pk, seq=seq, user_id=user.pk, body=body, client_id=client_id, created=created
             )
             stored = None
@@ -236,7 +221,7 @@ def token_authenticate(*, raw: str) -> AbstractBaseUser | None:
     if not raw or len(raw) > 200:
         return None
     now = timezone.now()
-    found = hotsql.token_user(digest=_token_digest(raw), stale_before=now - TOKEN_TOUCH_INTERVAL)
+    found = queries.token_user(digest=_token_digest(raw), stale_before=now - TOKEN_TOUCH_INTERVAL)
     if found is None:
         return None
     token_id, stale, user = found
@@ -247,7 +232,12 @@ def token_authenticate(*, raw: str) -> AbstractBaseUser | None:
 
 def token_revoke(*, token: ApiToken) -> None:
     """Revoke a token; sockets opened with it keep running until they close."""
-    ApiToken.objects.filter(pk=token.pk).update(revoked=True)
+    tokens_revoke(token_ids=[token.pk])
+
+
+def tokens_revoke(*, token_ids: list[int]) -> int:
+    """Revoke tokens (the admin's action); return how many were selected."""
+    return ApiToken.objects.filter(pk__in=token_ids).update(revoked=True)
 
 
 

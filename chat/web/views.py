@@ -10,12 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from chat import selectors, services
-from chat.auth import bearer_token
-from chat.errors import ChatError
-from chat.forms import RoomCreateForm, SignupForm
+from chat.domain import selectors, services
 from chat.models import Attachment
 from chat.presence import get_presence_store
+from chat.protocol.errors import ChatError
+from chat.web.auth import authenticate_request
+from chat.web.forms import RoomCreateForm, SignupForm
 
 # Never rendered by the browser: served as downloads whatever their declared type.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "application/pdf"})
@@ -68,17 +68,15 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 def attachment_download(request: HttpRequest, slug: str, attachment_id: int) -> HttpResponse:
     """Serve an attachment to a member: a browser by its session, a script by `Authorization: Bearer`."""
-    raw = bearer_token(request.headers.get("Authorization", ""))
-    if raw is not None:
-        user = services.token_authenticate(raw=raw)
-        if user is None:
-            response = HttpResponse("the token is unknown or revoked", status=401, content_type="text/plain")
-            response["WWW-Authenticate"] = "Bearer"
-            return response
-    elif request.user.is_authenticated:
-        user = request.user
-    else:
+    try:
+        how = authenticate_request(request)
+    except ChatError as exc:
+        response = HttpResponse(exc.detail, status=exc.status, content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    if how is None:
         return redirect_to_login(request.get_full_path())
+    user = request.user
     attachment = get_object_or_404(Attachment.objects.select_related("message__room"), pk=attachment_id)
     room = attachment.message.room
     if room.slug != slug:

@@ -1,21 +1,28 @@
-"""The Channels tutorial's chat consumer, for benchmarks only; refused unless CHAT_NAIVE_ENDPOINT is set.
+"""The Channels tutorial's chat consumer: the benchmarks' baseline, run through CHAT_ASGI_APP.
 
-One group per room, one group_send per message, nothing stored, no auth checks: the
-baseline that bench/ compares the real room socket (chat/consumers.py) against.
+One group per room, one group_send per message, nothing stored, no auth checks: what
+bench/ compares the real room socket (chat/realtime/consumer.py) against. Served at
+ws/naive/<room>/ by the same `python -m chatproject.server`, with the chat's settings
+(and so its channel layer).
 """
 
 import json
+import os
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+django.setup()
+
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 - after django.setup()
+from channels.routing import URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
 
 
 class NaiveChatConsumer(AsyncWebsocketConsumer):
     """Relay every `message` frame's body to everyone in the room, the tutorial way."""
 
     async def connect(self):
-        if not settings.CHAT_NAIVE_ENDPOINT:
-            return await self.close()  # before accept: the handshake gets HTTP 403
         self.group_name = "naive_" + self.scope["url_route"]["kwargs"]["room"]
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
@@ -30,3 +37,6 @@ class NaiveChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_message(self, event):
         await self.send(text_data=json.dumps({"type": "message", "body": event["body"]}))
+
+
+application = URLRouter([path("ws/naive/<slug:room>/", NaiveChatConsumer.as_asgi())])

@@ -4,7 +4,7 @@ import logging
 
 from channels.layers import get_channel_layer
 
-from chat import events
+from chat.protocol import outbound
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +19,17 @@ def room_group(room: str) -> str:
     return f"chat.room.{room}"
 
 
-async def room_broadcast(*, room: str, frame: events.Frame, skip_user: int | None = None) -> bool:
+async def room_broadcast(*, room: str, frame: outbound.Frame, skip_user: int | None = None) -> bool:
     """Send a frame to every connection in the room (but skip_user's); call it after commit.
 
     The frame is encoded here, once per broadcast, and every receiving connection writes
     the same text. A channel-layer failure is logged, not raised: the message is already
     stored, and clients recover it by seq.
     """
-    return await _send(room, _event(room, [events.encode(frame)], skip_user))
+    return await _send(room, _event(room, [outbound.encode(frame)], skip_user))
 
 
-async def rooms_broadcast_many(frames_by_room: dict[str, list[events.Frame]]) -> bool:
+async def rooms_broadcast_many(frames_by_room: dict[str, list[outbound.Frame]]) -> bool:
     """Send each room's frames to every connection in it, in order, in as few events as fit.
 
     Each process then writes a socket's share of one event with one system call, and all
@@ -39,7 +39,7 @@ async def rooms_broadcast_many(frames_by_room: dict[str, list[events.Frame]]) ->
     for room, frames in frames_by_room.items():
         texts: list[str] = []
         size = 0
-        for text in map(events.encode, frames):
+        for text in map(outbound.encode, frames):
             if texts and size + len(text) > BATCH_EVENT_CHARS:
                 items.append((room_group(room), _event(room, texts)))
                 texts, size = [], 0

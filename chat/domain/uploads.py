@@ -1,17 +1,16 @@
-"""Attachments: check an upload header, sanitise its name, store its bytes through Django storage."""
+"""Attachments: check an upload's bytes, sanitise its name, store it through Django storage."""
 
 import os
 import uuid
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils.text import get_valid_filename
 
-from chat import frames
-from chat.errors import ChatError
 from chat.models import Attachment, Message
+from chat.protocol.errors import ChatError
+from chat.protocol.inbound import UploadHeader
 
 # Magic numbers of the image types we show inline: a file that claims to be an image must be one.
 IMAGE_MAGIC = {
@@ -20,15 +19,6 @@ IMAGE_MAGIC = {
     "image/gif": (b"GIF87a", b"GIF89a"),
     "image/webp": (b"RIFF",),
 }
-
-
-@dataclass(frozen=True)
-class UploadHeader:
-    name: str
-    content_type: str
-    size: int
-    client_id: str | None
-    body: str
 
 
 @dataclass(frozen=True)
@@ -46,35 +36,6 @@ def safe_filename(name: str) -> str:
         cleaned = ""
     cleaned = cleaned.lstrip(".")[:120]
     return cleaned or "file"
-
-
-def upload_check(frame: dict) -> UploadHeader:
-    """Check an `upload` header frame against the limits and the allowed types."""
-    client_id = frames.check_client_id(frame.get("client_id"))
-    name, content_type, size = frame.get("name"), frame.get("content_type"), frame.get("size")
-    if not isinstance(name, str) or not 1 <= len(name) <= 255:
-        raise ChatError("bad_request", "name must be a string of 1 to 255 characters", client_id=client_id)
-    if not isinstance(content_type, str) or not content_type or len(content_type) > 100:
-        raise ChatError("bad_request", "content_type must be a non-empty string", client_id=client_id)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ChatError("bad_request", "size must be a positive integer", client_id=client_id)
-    body = frame.get("body", "")
-    if body is None:
-        body = ""
-    if not isinstance(body, str):
-        raise ChatError("bad_request", "body must be a string", client_id=client_id)
-    body = body.strip()
-    if len(body) > settings.CHAT_MAX_BODY_CHARS:
-        raise ChatError("too_long", f"caption is longer than {settings.CHAT_MAX_BODY_CHARS} characters", client_id=client_id)
-    if "\x00" in body or "\x00" in name:
-        raise ChatError("bad_request", "name and caption must not contain NUL characters", client_id=client_id)
-    limit = settings.CHAT_MAX_ATTACHMENT_BYTES
-    if size > limit:
-        raise ChatError("too_large", f"attachments are limited to {limit} bytes", client_id=client_id)
-    content_type = content_type.strip().lower()
-    if content_type not in settings.CHAT_ALLOWED_CONTENT_TYPES:
-        raise ChatError("unsupported_type", f"{content_type[:100]} files are not accepted here", client_id=client_id)
-    return UploadHeader(name=name, content_type=content_type, size=size, client_id=client_id, body=body)
 
 
 def upload_complete(header: UploadHeader, data: bytes) -> UploadedFile:

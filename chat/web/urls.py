@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import api, views
+from chat.web import api, views
 
 app_name = "chat"
 

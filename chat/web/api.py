@@ -13,12 +13,12 @@ from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import selectors, services
-from chat.auth import bearer_token
-from chat.errors import ChatError
+from chat.domain import selectors, services
 from chat.presence import get_presence_store
-from chat.throttle import sign_in_refused
-from chat.views import rooms_with_online
+from chat.protocol.errors import ChatError
+from chat.web.auth import authenticate_request
+from chat.web.signin_throttle import sign_in_refused
+from chat.web.views import rooms_with_online
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -46,15 +46,9 @@ def api_view(*methods: str, auth: bool = True) -> Callable:
                     )
                     response["Allow"] = ", ".join(methods)
                     return response
-                raw = bearer_token(request.headers.get("Authorization", ""))
-                if raw is not None:
-                    user = services.token_authenticate(raw=raw)
-                    if user is None:
-                        raise ChatError("not_authenticated", "the token is unknown or revoked")
-                    request.user = user
-                elif request.user.is_authenticated and request.method not in SAFE_METHODS:
-                    if _csrf_failure(request):
-                        raise ChatError("forbidden", "CSRF check failed: send the X-CSRFToken header")
+                how = authenticate_request(request)
+                if how == "session" and request.method not in SAFE_METHODS and _csrf_failure(request):
+                    raise ChatError("forbidden", "CSRF check failed: send the X-CSRFToken header")
                 if auth and not request.user.is_authenticated:
                     raise ChatError("not_authenticated", "log in or send Authorization: Bearer <token>")
                 return view(request, *args, **kwargs)

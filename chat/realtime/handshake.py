@@ -1,18 +1,14 @@
-"""WebSocket handshake checks: the Origin, then a session, a Bearer header or ?token=."""
+"""WebSocket handshake checks: the Origin, and the credentials a socket offers (read, not yet checked)."""
 
 import logging
-from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from importlib import import_module
 from urllib.parse import parse_qs, urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
-from django.contrib.auth import get_user
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http.request import split_domain_port, validate_host
 
-from chat import services
+from chat.domain.auth import Credentials, bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +42,6 @@ class OriginCheckMiddleware:
         return await self.app(scope, receive, send)
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """What a handshake offers to authenticate with: a session key and/or an API token."""
-
-    session_key: str | None = None
-    token: str | None = None
-    token_via: str | None = None  # "bearer" or "query"
-
-    def __bool__(self) -> bool:
-        return bool(self.session_key or self.token)
-
-
-def bearer_token(authorization: str) -> str | None:
-    """Return the token of an `Authorization: Bearer <token>` header value, or None."""
-    scheme, _, raw = authorization.partition(" ")
-    return raw.strip() if scheme.lower() == "bearer" and raw.strip() else None
-
-
 def credentials_from_scope(scope) -> Credentials:
     """Read the session cookie, the Bearer header and ?token= from a scope (no database)."""
     session_key = token = via = None
@@ -80,34 +58,3 @@ def credentials_from_scope(scope) -> Credentials:
         if query.get("token"):
             token, via = query["token"][0], "query"
     return Credentials(session_key=session_key, token=token, token_via=via)
-
-
-class _SessionRequest:
-    """Just enough of a request for django.contrib.auth.get_user: a session."""
-
-    def __init__(self, session):
-        self.session = session
-
-
-def authenticate(credentials: Credentials) -> tuple[AbstractBaseUser, str | None]:
-    """Return the user of the session, else of the API token, else AnonymousUser, and how.
-
-    Sync (database): the room socket calls it inside the one trip to the database thread
-    that also opens the room, so a handshake costs one thread hop, not two.
-    """
-    if credentials.session_key:
-        store = import_module(settings.SESSION_ENGINE).SessionStore(credentials.session_key)
-        user = get_user(_SessionRequest(store))
-        if user.is_authenticated:
-            return user, "session"
-    if credentials.token:
-        user = services.token_authenticate(raw=credentials.token)
-        if user is not None:
-            return user, credentials.token_via
-        log.warning("ws auth failed: bad token via %s", credentials.token_via)
-    return AnonymousUser(), None
-
-
-def websocket_auth_stack(app):
-    """Wrap a WebSocket app in the origin check; the app authenticates (chat.auth.authenticate)."""
-    return OriginCheckMiddleware(app)

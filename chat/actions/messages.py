@@ -1,0 +1,46 @@
+"""Posting a message: the sender's rate limit, then the group-commit writer; the room hears it after commit."""
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+
+from chat.batching import PerLoop
+from chat.domain import services, uploads
+from chat.models import Room
+from chat.protocol import outbound
+from chat.protocol.errors import ChatError
+from chat.ratelimit import get_rate_limiter
+from chat.realtime import broadcaster
+from chat.store.writer import MessageWriter
+
+log = logging.getLogger(__name__)
+
+
+async def message_post(*, room: Room, user: AbstractBaseUser, body: str, client_id: str | None,
+                       attachment: uploads.UploadedFile | None = None) -> asyncio.Future:
+    """Queue a message for the next batch; return the future of its (frame, created) answer.
+
+    The sender's rate-limit token comes first. A resent client_id that is already stored
+    costs nothing: with the bucket empty it is answered with its stored message, not refused.
+    """
+    if not await get_rate_limiter().take(f"{room.slug}:{user.pk}"):
+        stored = client_id is not None and await database_sync_to_async(services.message_stored_frame)(
+            room=room, user=user, client_id=client_id)
+        if not stored:
+            log.warning("rate limited room=%s user=%s", room.slug, user.pk)
+            raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)", client_id=client_id)
+        answered = asyncio.get_running_loop().create_future()
+        answered.set_result((stored, False))
+        return answered
+    draft = services.MessageDraft(room=room, user=user, body=body, client_id=client_id, attachment=attachment)
+    return _writers.get().submit(draft)
+
+
+async def messages_committed(frames_by_room: dict[str, list[outbound.Frame]]) -> None:
+    """Tell each room its newly committed messages, in seq order (the writer calls it before the acks)."""
+    await broadcaster.rooms_broadcast_many(frames_by_room)
+
+
+_writers = PerLoop(lambda: MessageWriter(after_commit=messages_committed))

@@ -1,0 +1,152 @@
+"""Reads: rooms, access checks and message pages, returned as protocol-shaped dicts."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
+from django.urls import reverse
+
+from chat.domain import auth
+from chat.models import Attachment, Message, Room
+from chat.protocol import outbound
+from chat.store import queries
+
+
+def room_get(*, slug: str) -> Room | None:
+    """Return the room with this slug, or None."""
+    return Room.objects.filter(slug=slug).first()
+
+
+def access_allowed(*, authenticated: bool, private: bool, member: bool) -> bool:
+    """The access rule: a signed-in user reads and posts in public rooms and in private rooms they belong to."""
+    return authenticated and (member or not private)
+
+
+def room_user_can_access(*, room: Room, user: AbstractBaseUser) -> bool:
+    """Tell whether the user may read and post in the room."""
+    member = room.private and user.is_authenticated and room.memberships.filter(user_id=user.pk).exists()
+    return access_allowed(authenticated=user.is_authenticated, private=room.private, member=bool(member))
+
+
+def room_with_access(*, slug: str, user: AbstractBaseUser) -> tuple[Room, bool] | None:
+    """Return the room with this slug and whether the user may enter it, or None (one query)."""
+    found = queries.room_with_membership(slug=slug, user_id=user.pk)
+    if found is None:
+        return None
+    room, member = found
+    return room, access_allowed(authenticated=user.is_authenticated, private=room.private, member=member)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomOpening:
+    """What a room socket's handshake learns in its one database trip."""
+
+    user: AbstractBaseUser
+    how: str | None  # "session", "bearer", "query" or None
+    room: Room | None = None  # None: no such room (or the user is not authenticated)
+    allowed: bool = False
+    # (messages for hello, last_seq, truncated); only when allowed
+    snapshot: tuple[list[outbound.Frame], int, bool] | None = None
+
+
+def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | None) -> RoomOpening:
+    """Authenticate, find the room, check access and take hello's snapshot: one trip to the database thread."""
+    user, how = auth.authenticate(credentials)
+    if not user.is_authenticated:
+        return RoomOpening(user=user, how=how)
+    found = room_with_access(slug=slug, user=user)
+    if found is None:
+        return RoomOpening(user=user, how=how)
+    room, allowed = found
+    if not allowed:
+        return RoomOpening(user=user, how=how, room=room)
+    # last_seq comes from the room row, read before the messages: it never exceeds them.
+    last_seq = room.last_seq
+    if last_seq == 0 or (after is not None and after >= last_seq):
+        # Nothing to send; anything committed from now on arrives through the hub.
+        snapshot = ([], last_seq, False)
+    elif after is None:
+        messages, _ = message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST)
+        snapshot = (messages, last_seq, False)
+    else:
+        messages, more = message_list_after(room=room, after=after, limit=settings.CHAT_RECOVERY_MAX)
+        snapshot = (messages, last_seq, more)
+    return RoomOpening(user=user, how=how, room=room, allowed=True, snapshot=snapshot)
+
+
+def room_user_can_manage(*, room: Room, user: AbstractBaseUser) -> bool:
+    """Tell whether the user may add members: the room's creator or staff."""
+    return user.is_authenticated and (user.is_staff or room.created_by_id == user.pk)
+
+
+def room_list_visible(*, user: AbstractBaseUser) -> list[Room]:
+    """List public rooms and the private rooms the user belongs to, by name."""
+    return list(Room.objects.filter(Q(private=False) | Q(memberships__user_id=user.pk)).distinct().order_by("name"))
+
+
+def room_members(*, room: Room) -> list[outbound.User]:
+    """List the room's members as user objects, by username."""
+    rows = room.memberships.select_related("user").order_by("user__username")
+    return [outbound.user_obj(user_id=m.user_id, username=m.user.get_username()) for m in rows]
+
+
+def attachment_obj(attachment: Attachment, *, room_slug: str) -> outbound.Frame:
+    return {
+        "url": reverse("chat:attachment", kwargs={"slug": room_slug, "attachment_id": attachment.pk}),
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+    }
+
+
+def message_to_frame(message: Message, *, room_slug: str) -> outbound.Frame:
+    try:
+        attachment = message.attachment
+    except Attachment.DoesNotExist:
+        attachment = None
+    return outbound.message_obj(
+        message_id=message.pk,
+        seq=message.seq,
+        room=room_slug,
+        user=outbound.user_obj(user_id=message.user_id, username=message.user.get_username()),
+        body=message.body,
+        created=message.created,
+        client_id=message.client_id,
+        attachment=attachment_obj(attachment, room_slug=room_slug) if attachment else None,
+    )
+
+
+def _page(*, room: Room, filters: Q, newest_first: bool, limit: int) -> tuple[list[outbound.Frame], bool]:
+    """Fetch up to limit messages plus one to learn whether more exist; return oldest first."""
+    order = "-seq" if newest_first else "seq"
+    rows = list(
+        Message.objects.filter(filters, room_id=room.pk)
+        .select_related("user", "attachment")
+        .order_by(order)[: limit + 1]
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if newest_first:
+        rows.reverse()
+    return [message_to_frame(m, room_slug=room.slug) for m in rows], has_more
+
+
+def message_list_latest(*, room: Room, limit: int) -> tuple[list[outbound.Frame], bool]:
+    """Return the newest `limit` messages, oldest first, and whether older ones exist."""
+    return _page(room=room, filters=Q(), newest_first=True, limit=limit)
+
+
+def message_list_before(*, room: Room, before: int, limit: int) -> tuple[list[outbound.Frame], bool]:
+    """Return the newest `limit` messages with seq < before, oldest first, and whether older ones exist."""
+    return _page(room=room, filters=Q(seq__lt=before), newest_first=True, limit=limit)
+
+
+def message_list_after(
+    *, room: Room, after: int, limit: int, before: int | None = None
+) -> tuple[list[outbound.Frame], bool]:
+    """Return the oldest `limit` messages with seq > after (and < before), and whether newer ones exist."""
+    filters = Q(seq__gt=after)
+    if before is not None:
+        filters &= Q(seq__lt=before)
+    return _page(room=room, filters=filters, newest_first=False, limit=limit)

@@ -1,0 +1,258 @@
+"""The room socket, a transport: decode a frame, call an action or a selector, write the answer.
+
+What a socket needs beyond that is held in objects of its own: the reply order and
+back-pressure (replies.ReplyChain), the upload header waiting for its bytes
+(upload_assembly.UploadAssembly), and room events written straight from the process's
+hub (hub.Hub calls deliver).
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat.actions.messages import message_post
+from chat.actions.presence import presence_announce
+from chat.actions.typing import typing_relay
+from chat.domain import selectors
+from chat.presence import get_presence_store
+from chat.presence.runner import ensure_heartbeat
+from chat.protocol import codes, inbound, outbound
+from chat.protocol.errors import ChatError
+from chat.realtime import handshake
+from chat.realtime.hub import Delivery, get_hub
+from chat.realtime.replies import ReplyChain, error_frame
+from chat.realtime.upload_assembly import UploadAssembly
+from chat.realtime.wire import RAW_SEND_EXTENSION
+from chat.store.connection import read_reconnecting_once
+
+log = logging.getLogger(__name__)
+
+
+class RoomConsumer(AsyncWebsocketConsumer):
+    """One client's socket to one room (protocol sections 2 to 7)."""
+
+    # Room events reach sockets through the process's hub, so a socket needs no
+    # channel-layer channel of its own (no subscription, no receive loop).
+    channel_layer_alias = None
+    room = None
+    user_obj: outbound.User | None = None
+    user_id: int | None = None
+    # Per-socket state starts as these class defaults, so an idle socket's instance dict
+    # holds only what it changed (thousands of idle sockets per process).
+    _ready = False
+    _replies: ReplyChain | None = None  # made on the first message
+    _uploads: UploadAssembly | None = None  # made on the first upload header
+    _outbox: deque[str] | None = None  # only for servers without the raw send
+    _drainer: asyncio.Task | None = None
+    typing_relayed_at = float("-inf")
+    typing_on = False
+
+    async def __call__(self, scope, receive, send):
+        # With no channel-layer channel the socket has one input, so events are awaited
+        # directly: Channels' await_many_dispatch spends a Task and an asyncio.wait on each.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
+    async def dispatch(self, message):
+        # Channels hops to a thread to close stale DB connections before every handler;
+        # database work here goes through database_sync_to_async, which does that itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    # -- opening and closing -----------------------------------------------------
+
+    async def connect(self):
+        self.connection_id = uuid.uuid4().hex
+        # Room events that arrive before hello is sent wait here: hello is the first frame.
+        self._backlog: list[tuple[Delivery, int | None]] | None = []
+        self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        credentials = handshake.credentials_from_scope(self.scope)
+        # Accept first: close codes 4401/4403/4404 only reach a client after the handshake.
+        await self.accept()
+        if not credentials:
+            log.info("ws close 4401 room=%s: no credentials", slug)
+            return await self.close(code=codes.CLOSE_NOT_AUTHENTICATED)
+        after_error = None
+        try:
+            after = inbound.parse_after(self.scope.get("query_string", b""))
+        except ChatError as exc:
+            after, after_error = None, exc
+        # Subscribe first, then snapshot: a message committed in between reaches the client
+        # twice at worst, and clients drop duplicates by seq. The hub is joined before the
+        # credentials are known to be good, so the handshake makes one database trip.
+        hub = get_hub()
+        await hub.join(slug, self)
+        opening = await database_sync_to_async(read_reconnecting_once)(
+            selectors.room_socket_open, slug=slug, credentials=credentials, after=after)
+        user, room = opening.user, opening.room
+        if room is None or not opening.allowed:
+            await hub.leave(slug, self)
+            code = (codes.CLOSE_NOT_AUTHENTICATED if not user.is_authenticated
+                    else codes.CLOSE_NOT_FOUND if room is None else codes.CLOSE_FORBIDDEN)
+            log.info("ws close %s room=%s user=%s", code, slug, user.pk)
+            return await self.close(code=code)
+        self.user_id, self.room, self.user = user.pk, room, user
+        self.user_obj = outbound.user_obj(user_id=user.pk, username=user.get_username())
+        ensure_heartbeat()
+        # A presence frame that came before the store join describes a change the join's
+        # `online` (sent in hello) already includes; after hello it would be stale.
+        self._backlog = [item for item in self._backlog if not outbound.is_presence_text(item[0].texts[0])]
+        change = await get_presence_store().join(room=room.slug, user=self.user_obj, connection=self.connection_id,
+                                                 max_connections=settings.CHAT_MAX_CONNECTIONS_PER_USER)
+        if change.refused:
+            await hub.leave(room.slug, self)
+            self.room = None
+            log.warning("ws close 4429 room=%s user=%s: connection cap reached", room.slug, user.pk)
+            return await self.close(code=codes.CLOSE_TOO_MANY_CONNECTIONS)
+        messages, last_seq, truncated = opening.snapshot
+        await self.send_frame(outbound.hello(
+            user=self.user_obj, room=outbound.room_obj(slug=room.slug, name=room.name, private=room.private),
+            online=change.online, messages=messages, last_seq=last_seq, truncated=truncated))
+        self._ready = True
+        backlog, self._backlog = self._backlog, None  # not used once ready
+        for delivery, skip_user in backlog:
+            if skip_user != self.user_id:
+                self.deliver(delivery)
+        if after_error is not None:
+            await self.send_error(after_error)
+        if change.changed:
+            # The user's own sockets learn the list from hello: a join is their first socket.
+            await presence_announce(room=room.slug, change=change, skip_user=self.user_id)
+        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, opening.how)
+
+    async def disconnect(self, code):
+        if self._uploads is not None:
+            self._uploads.take()
+        if self.room is None:
+            return
+        await get_hub().leave(self.room.slug, self)
+        change = await get_presence_store().leave(room=self.room.slug, user=self.user_obj, connection=self.connection_id)
+        if change.changed:
+            await presence_announce(room=self.room.slug, change=change, skip_user=self.user_id)
+        log.info("ws close room=%s user=%s code=%s", self.room.slug, self.user_id, code)
+
+    # -- frames from the client --------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.room is None:
+            return
+        frame = None
+        try:
+            if bytes_data is not None:
+                upload = self._upload_assembly().binary_frame_came(bytes_data)
+                if upload is not None:
+                    await self._post(body=upload.header.body, client_id=upload.header.client_id, attachment=upload)
+                return
+            if self._uploads is not None:
+                abandoned = self._uploads.text_frame_came()
+                if abandoned is not None:
+                    await self.send_error(abandoned)
+            frame = inbound.decode(text_data)
+            await getattr(self, "frame_" + frame["type"])(frame)
+        except Exception as exc:  # noqa: BLE001 - every failure is an error frame, never a lost connection
+            client_id = frame.get("client_id") if isinstance(frame, dict) else None
+            await self.send_frame(error_frame(exc, client_id=client_id if isinstance(client_id, str) else None,
+                                              room=self.room.slug))
+
+    async def frame_message(self, frame):
+        body, client_id = inbound.check_message(frame)
+        await self._post(body=body, client_id=client_id)
+
+    async def frame_upload(self, frame):
+        self._upload_assembly().header(frame)
+
+    async def frame_typing(self, frame):
+        active = inbound.check_bool(frame, "active")
+        now = time.monotonic()
+        if active:
+            if now - self.typing_relayed_at < settings.CHAT_TYPING_MIN_INTERVAL:
+                return
+            self.typing_relayed_at = now
+        elif not self.typing_on:
+            return
+        self.typing_on = active
+        await typing_relay(room=self.room.slug, user=self.user_obj, active=active)
+
+    async def frame_history(self, frame):
+        before, limit = inbound.check_history(frame)
+        messages, has_more = await database_sync_to_async(selectors.message_list_before)(
+            room=self.room, before=before, limit=limit)
+        await self.send_frame(outbound.history(messages=messages, has_more=has_more))
+
+    async def frame_ping(self, frame):
+        await self.send_frame(outbound.pong(ts=inbound.check_ping(frame)))
+
+    async def _post(self, *, body, client_id, attachment=None):
+        # Pipelined: the message joins the process's next batch and the socket reads its
+        # next frame meanwhile; the ack, or the error, goes out in frame order.
+        replies = self._reply_chain()
+        await replies.wait_for_space()
+        replies.answer(await message_post(room=self.room, user=self.user, body=body, client_id=client_id,
+                                          attachment=attachment), client_id)
+
+    # -- events from the room, via the hub ---------------------------------------
+
+    def deliver(self, delivery: Delivery, skip_user: int | None = None) -> None:
+        """Write a room event the hub encoded once for every local socket of the room."""
+        if not self._ready:
+            # Before hello; the user may not be known yet, so the skip is checked on flush.
+            self._backlog.append((delivery, skip_user))
+        elif self._raw_send is not None:
+            self._raw_send(delivery.payloads, delivery.wire)
+        else:
+            # Servers without our Daphne extension (the test communicator): ASGI send, in
+            # order, from one task.
+            if self._outbox is None:
+                self._outbox = deque()
+            self._outbox.extend(delivery.texts)
+            if self._drainer is None or self._drainer.done():
+                self._drainer = asyncio.ensure_future(self._drain_outbox())
+
+    async def _drain_outbox(self) -> None:
+        while self._outbox:
+            await self.send(text_data=self._outbox.popleft())
+
+    # -- helpers -----------------------------------------------------------------
+
+    async def send_frame(self, frame: outbound.Frame):
+        """Send a reply in frame order: behind the answers still due for earlier messages."""
+        if self._replies is not None:
+            await self._replies.frame(frame)
+        else:
+            await self.send(text_data=outbound.encode(frame))
+
+    async def send_error(self, exc: ChatError):
+        await self.send_frame(outbound.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
+
+    def _reply_chain(self) -> ReplyChain:
+        if self._replies is None:
+            self._replies = ReplyChain(self._send_text, self._close_room_gone, room=self.room.slug)
+        return self._replies
+
+    def _upload_assembly(self) -> UploadAssembly:
+        if self._uploads is None:
+            self._uploads = UploadAssembly(on_expired=self.send_error)
+        return self._uploads
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def _close_room_gone(self) -> None:
+        await self.close(code=codes.CLOSE_NOT_FOUND)
