@@ -12,7 +12,7 @@ CLUSTER_SERVICES := redis-server postgresql nginx openssl
 # The compose tier: Debian's Docker engine, Compose 1.29, and mmdebstrap for local base images.
 COMPOSE_TOOLS := docker.io docker-compose mmdebstrap
 
-.PHONY: run cluster cluster-stop cluster-manage test test-conformance conformance test-unit test-consumers test-live test-browser test-cluster test-compose deps test-deps cert clean help
+.PHONY: run cluster cluster-stop cluster-manage lint test test-conformance conformance test-unit test-consumers test-live test-browser test-cluster test-compose deps test-deps cert clean help
 
 help:
 	@echo "make run   - serve the chat at https://localhost:8443 (SQLite, in-memory layer, one Daphne)"
@@ -66,7 +66,11 @@ cluster-manage: $(VENV)/.deps
 
 test: $(VENV)/.test-deps bench/peers/node_modules/.package-lock.json
 	sh deploy/install-system-deps.sh openssl chromium $(CLUSTER_SERVICES) $(COMPOSE_TOOLS)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check .
 
 test-unit: $(VENV)/.test-deps
 	$(PY) -m pytest tests/unit

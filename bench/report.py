@@ -390,7 +390,7 @@ METHOD = """\
   cluster (`deploy/cluster.py`: 2 Daphne workers + Redis pub/sub layer + PostgreSQL, connections
   spread over the workers' plain ports), and the same cluster through nginx (wss with the
   cluster's certificate; TLS costs client and nginx CPU); the Channels tutorial consumer
-  (`chat/naive.py`, `ws/naive/<room>/`, on the same Daphne, off unless `CHAT_NAIVE_ENDPOINT`);
+  (`bench/naive_asgi.py`, `ws/naive/<room>/`, on the same Daphne, served through `CHAT_ASGI_APP`);
   the classic Node `ws` broadcast server (`bench/peers/ws_server.js`, `bufferutil`, listen
   backlog 1024 like ours); and the floor, stock Daphne serving a 30-line raw ASGI relay
   (`bench/bare_asgi.py`: no Django, Channels, auth or storage), which shows what Twisted,

@@ -8,13 +8,9 @@ line arguments are passed on to Daphne.
 import os
 import sys
 
+from chatproject.env import env_bool
+
 DEFAULT_APP = "chatproject.asgi:application"
-
-
-def _truthy(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _escape(value: str) -> str:
@@ -66,7 +62,7 @@ def daphne_args(env: dict[str, str]) -> list[str]:
         "--application-close-timeout", "10",
         "-v", env.get("CHAT_DAPHNE_VERBOSITY", "1"),
     ]
-    if env.get("DJANGO_BEHIND_PROXY", "").lower() in {"1", "true", "yes", "on"}:
+    if env_bool("DJANGO_BEHIND_PROXY", False, env):
         args.append("--proxy-headers")
     return args + [env.get("CHAT_ASGI_APP", DEFAULT_APP)]
 
@@ -81,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
     cli = CommandLineInterface()
     cli.server_class = chat_server_class(
-        compression=_truthy(env.get("CHAT_WS_COMPRESSION"), True), max_inflated=hard_cap(env)
+        compression=env_bool("CHAT_WS_COMPRESSION", True, env), max_inflated=hard_cap(env)
     )
     extra = sys.argv[1:] if argv is None else argv
     cli.run(extra + daphne_args(env))

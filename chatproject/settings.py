@@ -11,31 +11,10 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from chatproject.env import env_bool, env_float, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CHAT_VAR_DIR", BASE_DIR / "var"))
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 PRODUCTION = env_str("DJANGO_ENV", "development") == "production"
@@ -130,8 +109,9 @@ def _database(url: str) -> dict:
                 "timeout": 20,
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
-            # A file, not shared-cache memory: the concurrency tests write from threads.
-            "TEST": {"NAME": str(VAR_DIR / "test-db.sqlite3")},
+            # A file, not shared-cache memory: the concurrency tests write from threads. One
+            # per test process, so two test runs on one checkout do not share it.
+            "TEST": {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")},
             # Keep the connection: Channels checks it around every database call, and
             # reopening SQLite per message cost ~10% of the message path.
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600),
@@ -160,8 +140,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    # Pub/sub: one PUBLISH per broadcast reaches each worker once; measured 5 vs 50
-    # CPU-us per delivery against the core layer (docs/scaling.md, bench/layer_fanout.py).
+    # Pub/sub: one PUBLISH per broadcast reaches each worker once (the core layer's
+    # per-channel queues cost far more per delivery: docs/scaling.md, bench/layer_fanout.py).
     # It drops events while Redis is unreachable; clients recover them by seq.
     CHANNEL_LAYERS = {
         "default": {
@@ -242,25 +222,27 @@ CHAT_ALLOWED_CONTENT_TYPES = env_list(
      "application/zip", "application/octet-stream"],
 )
 # Seconds an upload header waits for its binary frame before it is dropped.
-CHAT_UPLOAD_TIMEOUT = float(env_str("CHAT_UPLOAD_TIMEOUT", "30"))
+CHAT_UPLOAD_TIMEOUT = env_float("CHAT_UPLOAD_TIMEOUT", 30)
 CHAT_HELLO_LATEST = env_int("CHAT_HELLO_LATEST", 50)
 CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000)
+# The `history` frame and GET .../messages/: `limit` at most 100, 50 when absent (protocol sections 1, 3).
 CHAT_HISTORY_MAX = 100
-CHAT_TYPING_MIN_INTERVAL = float(env_str("CHAT_TYPING_MIN_INTERVAL", "1.0"))
+CHAT_HISTORY_DEFAULT = 50
+CHAT_TYPING_MIN_INTERVAL = env_float("CHAT_TYPING_MIN_INTERVAL", 1.0)
 # A worker that stops heartbeating for CHAT_PRESENCE_TTL seconds is presumed dead; the
 # survivors sweep its connections on their next heartbeat (every CHAT_PRESENCE_HEARTBEAT).
-CHAT_PRESENCE_TTL = float(env_str("CHAT_PRESENCE_TTL", "8"))
-CHAT_PRESENCE_HEARTBEAT = float(env_str("CHAT_PRESENCE_HEARTBEAT", "2"))
+CHAT_PRESENCE_TTL = env_float("CHAT_PRESENCE_TTL", 8)
+CHAT_PRESENCE_HEARTBEAT = env_float("CHAT_PRESENCE_HEARTBEAT", 2)
 CHAT_PRESENCE_BACKEND = env_str(
     "CHAT_PRESENCE_BACKEND",
     "chat.presence.redis.RedisPresenceStore" if REDIS_URL else "chat.presence.memory.MemoryPresenceStore",
 )
 
-CHAT_RATE_BURST = float(env_str("CHAT_RATE_BURST", "10"))
-CHAT_RATE_PER_SECOND = float(env_str("CHAT_RATE_PER_SECOND", "5"))
+CHAT_RATE_BURST = env_float("CHAT_RATE_BURST", 10)
+CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 5)
 # Sign-in and sign-up attempts: a bucket per client address, and one per username tried.
-CHAT_LOGIN_BURST = float(env_str("CHAT_LOGIN_BURST", "10"))
-CHAT_LOGIN_PER_SECOND = float(env_str("CHAT_LOGIN_PER_SECOND", str(10 / 60)))
+CHAT_LOGIN_BURST = env_float("CHAT_LOGIN_BURST", 10)
+CHAT_LOGIN_PER_SECOND = env_float("CHAT_LOGIN_PER_SECOND", 10 / 60)
 CHAT_RATE_LIMIT_BACKEND = env_str(
     "CHAT_RATE_LIMIT_BACKEND",
     "chat.ratelimit.redis.RedisRateLimiter" if REDIS_URL else "chat.ratelimit.memory.MemoryRateLimiter",

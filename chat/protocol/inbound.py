@@ -69,7 +69,7 @@ def check_client_id(value: object) -> str | None:
 def check_history(frame: dict) -> tuple[int, int]:
     """Return (before, limit) of a history frame."""
     before = check_int(frame, "before", low=0)
-    limit = check_int(frame, "limit", low=1, high=settings.CHAT_HISTORY_MAX, default=50)
+    limit = check_int(frame, "limit", low=1, high=settings.CHAT_HISTORY_MAX, default=settings.CHAT_HISTORY_DEFAULT)
     return before, limit
 
 
@@ -80,15 +80,23 @@ def check_ping(frame: dict) -> Any:
     return frame["ts"]
 
 
+def parse_query_int(raw: str | None, name: str, *, low: int = 0, high: int | None = None) -> int | None:
+    """Return a query parameter as an integer within [low, high], None when absent or empty; raise when malformed."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ChatError("bad_request", f"`{name}` must be a non-negative integer")
+    value = int(raw)
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ChatError("bad_request", f"`{name}` must be {bound}")
+    return value
+
+
 def parse_after(query_string: bytes) -> int | None:
     """Return the `after` of a socket URL's query, None when absent; raise when malformed."""
     values = parse_qs(query_string.decode("latin-1")).get("after")
-    if not values:
-        return None
-    raw = values[0]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ChatError("bad_request", "`after` must be a non-negative integer")
-    return int(raw)
+    return parse_query_int(values[0], "after") if values else None
 
 
 def check_message(frame: dict) -> tuple[str, str | None]:

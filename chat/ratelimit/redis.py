@@ -1,8 +1,7 @@
 """Token buckets shared by every worker, on Redis's clock, with the takes of a moment in one script call.
 
-A take per message used to be a round trip of its own. Takes now go through a per-loop
-batcher (chat.batching.Batcher): those made while a call is in flight go together in the
-next, as one EVALSHA over all their keys. The script handles the keys in order, so two
+Takes go through a per-loop batcher (chat.batching.Batcher): those made while a call is in
+flight go together in the next, as one EVALSHA over all their keys. The script handles the keys in order, so two
 takes on one key in a batch see each other, exactly as two calls would. All keys go to
 one Redis: a Redis Cluster would need them in one hash slot.
 """

@@ -1,11 +1,11 @@
-"""Hand-written SQL for the three statements every handshake and every message runs.
+"""Hand-written SQL for the statements every handshake and every message runs.
 
-The ORM spends most of a query's time building and compiling it, not in the database:
-measured on SQLite, the token lookup costs 430 µs through the ORM and 18 µs as the same
-SELECT on a cursor, and the room lookup 230 µs. These statements are built once per
-process from the models' own table and column names, so a renamed field still lands
-here; they run unchanged on SQLite (3.35+, for RETURNING) and PostgreSQL. Everything off
-these paths (pages of history, the API, the admin) stays on the ORM.
+For these, the ORM spends more time building and compiling a query than the database
+spends running it (figures in bench/FINDINGS.md). The statements are built once per
+process from the models' own table and column names, so a renamed field still lands here;
+they run unchanged on SQLite (3.35+, for RETURNING) and PostgreSQL: the token lookup, the
+room with the caller's membership, the seq bump, the message insert and the batch store.
+Everything off these paths (pages of history, the API, the admin) stays on the ORM.
 """
 
 from __future__ import annotations

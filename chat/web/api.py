@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chat.domain import selectors, services
 from chat.presence import get_presence_store
+from chat.protocol import inbound
 from chat.protocol.errors import ChatError
 from chat.web.auth import authenticate_request
 from chat.web.signin_throttle import sign_in_refused
@@ -83,15 +84,7 @@ def _room_or_error(*, slug: str, user) -> "selectors.Room":
 
 
 def _query_int(request: HttpRequest, name: str, *, low: int, high: int | None = None) -> int | None:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise ChatError("bad_request", f"{name} must be a non-negative integer")
-    value = int(raw)
-    if value < low or (high is not None and value > high):
-        raise ChatError("bad_request", f"{name} must be between {low} and {high}")
-    return value
+    return inbound.parse_query_int(request.GET.get(name), name, low=low, high=high)
 
 
 @api_view("POST", auth=False)
@@ -140,7 +133,7 @@ def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
     room = _room_or_error(slug=slug, user=request.user)
     before = _query_int(request, "before", low=0)
     after = _query_int(request, "after", low=0)
-    limit = _query_int(request, "limit", low=1, high=100) or 50
+    limit = _query_int(request, "limit", low=1, high=settings.CHAT_HISTORY_MAX) or settings.CHAT_HISTORY_DEFAULT
     if after is not None:
         messages, has_more = selectors.message_list_after(room=room, after=after, before=before, limit=limit)
     elif before is not None:

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from chat.domain import selectors, services
 from chat.models import Attachment
 from chat.presence import get_presence_store
+from chat.protocol import codes
 from chat.protocol.errors import ChatError
 from chat.web.auth import authenticate_request
 from chat.web.forms import RoomCreateForm, SignupForm
@@ -62,7 +63,12 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such room")
     if not selectors.room_user_can_access(room=room, user=request.user):
         return render(request, "403.html", {"reason": "This room is private."}, status=403)
-    context = {"room": room, "ws_path": f"/ws/rooms/{room.slug}/", "login_url": reverse("login")}
+    context = {
+        "room": room,
+        "ws_path": f"/ws/rooms/{room.slug}/",
+        "login_url": reverse("login"),
+        "chat_config": codes.client_config(),
+    }
     return render(request, "chat/room.html", context)
 
 

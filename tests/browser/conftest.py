@@ -13,8 +13,10 @@ PASSWORD = "browser-pass-phrase-7"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with live_server(tmp_path_factory.mktemp("browser"), static=True) as srv:
+def server(request, tmp_path_factory):
+    # A test module may set SERVER_ENV (a dict) to run its own live server with other settings.
+    extra_env = getattr(request.module, "SERVER_ENV", None)
+    with live_server(tmp_path_factory.mktemp("browser"), static=True, extra_env=extra_env) as srv:
         yield srv
 
 

@@ -1,10 +1,16 @@
 """Two people chatting in two browser contexts, over wss://, through the real page."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 XSS = "<img src=x onerror=alert(1)>"
+# Limits below the defaults (4000 characters, 10 MiB): a page with its own copy of them would show it.
+MAX_BODY_CHARS = 280
+MAX_ATTACHMENT_BYTES = 3 * 1024 * 1024
+SERVER_ENV = {"CHAT_MAX_BODY_CHARS": str(MAX_BODY_CHARS), "CHAT_MAX_ATTACHMENT_BYTES": str(MAX_ATTACHMENT_BYTES)}
 
 
 def test_two_users_see_each_others_messages(person):
@@ -35,6 +41,42 @@ def test_html_in_a_message_shows_as_text_and_runs_nothing(person):
     assert bob.page.locator("#messages img[src=x]").count() == 0
     assert bob.page.evaluate("document.querySelectorAll('#messages img').length") == 0
     assert bob.dialogs == [] and alice.dialogs == []
+
+
+def test_the_page_takes_its_limits_from_the_server(person, server):
+    expected = server.run_python(
+        "import json; from chat.protocol import codes; print(json.dumps(codes.client_config()))"
+    )
+    assert expected["max_body_chars"] == MAX_BODY_CHARS
+    assert expected["max_attachment_bytes"] == MAX_ATTACHMENT_BYTES
+    alice, bob = person("limit-alice"), person("limit-bob")
+    for p in (alice, bob):
+        p.login()
+        p.enter_room("lobby")
+    expect(alice.page.locator("#online li[data-user-id]")).to_have_count(2)
+    rendered = alice.page.evaluate("JSON.parse(document.getElementById('chat-config').textContent)")
+    assert rendered == expected
+    expect(alice.page.locator(".attach-button")).to_have_attribute("title", re.compile(r"\(up to 3\.0 MB;"))
+
+    alice_before = alice.page.locator("#messages .message").count()
+    bob_before = bob.page.locator("#messages .message").count()
+    too_long = "x" * (MAX_BODY_CHARS + 1)
+    alice.send(too_long)
+    expect(alice.page.locator("#notice")).to_have_text(
+        f"Message too long: {MAX_BODY_CHARS + 1} characters, the limit is {MAX_BODY_CHARS}."
+    )
+    # Refused by the page itself: nothing shown, pending or sent, and the text is kept for editing.
+    expect(alice.page.locator("#messages .message")).to_have_count(alice_before)
+    expect(alice.page.locator("#composer-input")).to_have_value(too_long)
+
+    # Exactly at the limit, counted in code points as the server counts (560 UTF-16 units).
+    at_limit = "\U0001f600" * MAX_BODY_CHARS
+    alice.send(at_limit)
+    expect(bob.page.locator("#messages .message")).to_have_count(bob_before + 1)
+    assert bob.message_bodies()[-1] == at_limit
+    expect(alice.page.locator("#messages .message.pending")).to_have_count(0)
+    expect(alice.page.locator("#notice")).to_be_hidden()
+    assert alice.console_errors == [] and bob.console_errors == []
 
 
 def test_typing_indicator_shows_the_other_user(person):

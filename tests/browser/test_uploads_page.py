@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
-LIMIT = 10 * 1024 * 1024  # the server's default attachment limit, mirrored by the page
+LIMIT = 10 * 1024 * 1024  # the server's default attachment limit, which the page reads from #chat-config
 PENDING = re.compile(r"\bpending\b")
 FAILED = re.compile(r"\bfailed\b")
 

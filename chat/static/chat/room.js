@@ -1,11 +1,13 @@
 // Room page entry: wires the socket, the timeline, the composer and the side panels.
 
+import {
+  CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, MAX_ATTACHMENT_BYTES, MAX_BODY_CHARS,
+} from './config.js';
 import { RoomSocket } from './socket.js';
 import { Timeline } from './timeline.js';
-import { renderOnline, typingText } from './render.js';
+import { formatSize, renderOnline, typingText } from './render.js';
 import { UploadQueue, uploadProblem } from './uploads.js';
 
-const MAX_BODY_CHARS = 4000;
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_SHOW_MS = 6000;
 const OLDER_PAGE = 50;
@@ -25,6 +27,7 @@ const ui = {
   notice: byId('notice'),
   main: root.querySelector('.room-main'),
   attach: byId('attach-input'),
+  attachButton: root.querySelector('.attach-button'),
 };
 
 const me = { id: Number(root.dataset.userId), username: root.dataset.username };
@@ -231,14 +234,14 @@ function finalClose(code) {
   ui.input.disabled = true;
   ui.composer.querySelector('button[type="submit"]').disabled = true;
   ui.attach.disabled = true;
-  if (code === 4401) {
+  if (code === CLOSE_NOT_AUTHENTICATED) {
     showNotice('You are signed out.', 'error');
     const login = new URL(root.dataset.loginUrl || '/accounts/login/', window.location.href);
     login.searchParams.set('next', window.location.pathname + window.location.search);
     window.location.assign(login.href);
-  } else if (code === 4403) {
+  } else if (code === CLOSE_FORBIDDEN) {
     showNotice('You are not allowed in this room.', 'error');
-  } else if (code === 4404) {
+  } else if (code === CLOSE_NOT_FOUND) {
     showNotice('No such room.', 'error');
   } else {
     showNotice('The server closed the connection.', 'info');
@@ -413,5 +416,8 @@ window.chatDebug = {
   get pending() { return timeline.pendingCount; },
 };
 
+// The limit is the server's (#chat-config), so the hint is written here, not in the template.
+ui.attachButton.title = `Attach a file (up to ${formatSize(MAX_ATTACHMENT_BYTES)}; the message text becomes its caption).`
+  + ' You can also drop files on the messages.';
 showLoadOlder();
 socket.start();

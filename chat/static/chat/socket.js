@@ -1,5 +1,10 @@
 // A room WebSocket that reconnects by itself (PROTOCOL.md sections 2 and 7).
 
+import { CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND } from './config.js';
+
+const CLOSE_NORMAL = 1000; // RFC 6455
+// The code this page closes a silent connection with (4000-4999 are private use); the server never sends it.
+const CLOSE_SILENT = 4000;
 const BACKOFF_FLOOR_MS = 500;
 const BACKOFF_CAP_MS = 20000;
 const PING_EVERY_MS = 25000;
@@ -7,10 +12,10 @@ const SILENCE_LIMIT_MS = 60000;
 
 // Close codes after which reconnecting cannot help, with the state text shown.
 export const FINAL_CLOSES = new Map([
-  [1000, 'Closed'],
-  [4401, 'Closed: you are signed out, going to the login page…'],
-  [4403, 'Closed: you are not allowed in this room'],
-  [4404, 'Closed: no such room'],
+  [CLOSE_NORMAL, 'Closed'],
+  [CLOSE_NOT_AUTHENTICATED, 'Closed: you are signed out, going to the login page…'],
+  [CLOSE_FORBIDDEN, 'Closed: you are not allowed in this room'],
+  [CLOSE_NOT_FOUND, 'Closed: no such room'],
 ]);
 
 /** Return the delay before reconnect attempt `attempt` (0-based): exponential, full jitter. */
@@ -163,7 +168,7 @@ export class RoomSocket {
       // A half-open TCP connection never fires "close"; only silence gives it away.
       const ws = this.#detach();
       try {
-        ws?.close(4000, 'silent');
+        ws?.close(CLOSE_SILENT, 'silent');
       } catch {
         // Already closing; the socket is detached either way.
       }

@@ -1,15 +1,15 @@
 // Attachments over the room socket (PROTOCOL.md section 3, `upload`): a JSON header, then
 // the file as exactly one binary frame. One upload is on the wire at a time; the rest queue.
 
+import { MAX_ATTACHMENT_BYTES } from './config.js';
 import { formatSize } from './render.js';
 
-export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024; // the server's default attachment limit
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const MAX_NAME_CHARS = 255;
 const PROGRESS_EVERY_MS = 100;
 
 /** Return why `file` cannot be sent (a sentence for the notice), or null when it can. */
-export function uploadProblem(file, limit = MAX_UPLOAD_BYTES) {
+export function uploadProblem(file, limit = MAX_ATTACHMENT_BYTES) {
   const name = file.name || 'The file';
   if (file.size === 0) return `${name} is empty; nothing was sent.`;
   if (file.size > limit) {

@@ -1,0 +1,24 @@
+// The protocol facts the server owns (limits, close codes), read once from the page: the room
+// view renders chat.protocol.codes.client_config() as <script type="application/json" id="chat-config">.
+// No fallback values here on purpose: a second copy of a limit is what this module replaces.
+
+function readConfig() {
+  const element = document.getElementById('chat-config');
+  if (!element) throw new Error('The page has no #chat-config: the room view renders it');
+  return JSON.parse(element.textContent);
+}
+
+const config = readConfig();
+
+/** Longest message body or caption, in code points (CHAT_MAX_BODY_CHARS). */
+export const MAX_BODY_CHARS = config.max_body_chars;
+/** Largest attachment, in bytes (CHAT_MAX_ATTACHMENT_BYTES). */
+export const MAX_ATTACHMENT_BYTES = config.max_attachment_bytes;
+/** Content types the server accepts for attachments (CHAT_ALLOWED_CONTENT_TYPES). */
+export const ALLOWED_CONTENT_TYPES = Object.freeze([...config.allowed_content_types]);
+
+// Close codes the server sends (PROTOCOL.md section 7, and this server's 4429).
+export const CLOSE_NOT_AUTHENTICATED = config.close.not_authenticated;
+export const CLOSE_FORBIDDEN = config.close.forbidden;
+export const CLOSE_NOT_FOUND = config.close.not_found;
+export const CLOSE_TOO_MANY_CONNECTIONS = config.close.too_many_connections;
