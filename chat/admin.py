@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 
+from chat.actions import authority
 from chat.domain import services
 from chat.models import ApiToken, Attachment, Membership, Message, Room
 
@@ -25,7 +26,7 @@ class RoomAdmin(admin.ModelAdmin):
 class AttachmentInline(admin.StackedInline):
     model = Attachment
     extra = 0
-    readonly_fields = ["name", "content_type", "size", "file"]
+    readonly_fields = ["name", "original_name", "content_type", "size", "file"]
     can_delete = False
 
 
@@ -76,5 +77,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        count = services.tokens_revoke(token_ids=list(queryset.values_list("pk", flat=True)))
+        count = authority.tokens_revoke(token_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"Revoked {count} token(s).")

@@ -7,6 +7,11 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self):
+        from chat.actions.authority import connect_signals
+
+        connect_signals()
+
 
 class ChatAdminConfig(admin_apps.AdminConfig):
     """The Django admin, on a site whose login is throttled like every other sign-in."""

@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
-from chat.protocol.codes import FINAL_CLOSE_CODES
+from chat.protocol.codes import CLOSE_SERVICE_RESTART, FINAL_CLOSE_CODES, RESTART_JITTER_SECONDS
 
 
 def ssl_context(args) -> ssl.SSLContext | None:
@@ -58,6 +58,7 @@ class Client:
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.stdin_done = False
         self.ws = None
+        self.last_close: int | None = None  # the close code of the last connection, when it was not final
 
     def show(self, message: dict) -> None:
         if message["seq"] in self.seen:
@@ -130,10 +131,12 @@ class Client:
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else None
         except (TimeoutError, OSError) as exc:
+            self.last_close = None
             print(f"! connection failed: {exc}", file=sys.stderr, flush=True)
             return None
         if code in FINAL_CLOSE_CODES:
             return code
+        self.last_close = code
         return None
 
     async def run(self) -> int:
@@ -151,7 +154,12 @@ class Client:
                 attempt += 1
                 if self.args.max_retries and attempt > self.args.max_retries:
                     return 2
-                delay = 0.5 + random.random() * (min(20.0, 0.5 * 2**attempt) - 0.5)
+                if self.last_close == CLOSE_SERVICE_RESTART:
+                    # A worker restarting: reconnect at once (with jitter), not after a backoff.
+                    attempt, self.last_close = 0, None
+                    delay = random.random() * RESTART_JITTER_SECONDS
+                else:
+                    delay = 0.5 + random.random() * (min(20.0, 0.5 * 2**attempt) - 0.5)
                 print(f"! reconnecting in {delay:.1f}s", file=sys.stderr, flush=True)
                 await asyncio.sleep(delay)
         finally:

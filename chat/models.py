@@ -63,7 +63,9 @@ class Message(models.Model):
 class Attachment(models.Model):
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="attachment")
     file = models.FileField(upload_to="attachments/%Y/%m/")
+    # What clients are shown and downloads are named: the sanitised base name, never a path.
     name = models.CharField(max_length=255)
+    original_name = models.CharField(max_length=255, blank=True, help_text="As the uploader sent it; shown only here.")
     content_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()
 

@@ -1,7 +1,9 @@
 """Who a request or socket is: a Django session, else an API token (protocol section 2's order)."""
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import import_module
 
 from django.conf import settings
@@ -9,6 +11,7 @@ from django.contrib.auth import get_user
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from chat.domain import services
+from chat.store import queries
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,19 @@ class _SessionRequest:
         self.session = session
 
 
-def authenticate(credentials: Credentials) -> tuple[AbstractBaseUser, str | None]:
-    """Return the user of the session, else of the API token, else AnonymousUser, and how.
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a socket is, and what let it in: the session or the token whose end must close it."""
+
+    user: AbstractBaseUser
+    how: str | None = None  # "session", "bearer", "query" or None
+    session_key: str | None = None
+    session_expires: datetime | None = None
+    token_id: int | None = None
+
+
+def authenticate(credentials: Credentials) -> Identity:
+    """Return the user of the session, else of the API token, else AnonymousUser, and what let them in.
 
     Sync (database): the room socket calls it inside the one trip to the database thread
     that also opens the room, so a handshake costs one thread hop.
@@ -48,10 +62,23 @@ def authenticate(credentials: Credentials) -> tuple[AbstractBaseUser, str | None
         store = import_module(settings.SESSION_ENGINE).SessionStore(credentials.session_key)
         user = get_user(_SessionRequest(store))
         if user.is_authenticated:
-            return user, "session"
+            return Identity(user=user, how="session", session_key=credentials.session_key,
+                            session_expires=queries.session_expiry(session_key=credentials.session_key))
     if credentials.token:
-        user = services.token_authenticate(raw=credentials.token)
-        if user is not None:
-            return user, credentials.token_via
+        found = services.token_identify(raw=credentials.token)
+        if found is not None:
+            return Identity(user=found[0], how=credentials.token_via, token_id=found[1])
         log.warning("ws auth failed: bad token via %s", credentials.token_via)
-    return AnonymousUser(), None
+    return Identity(user=AnonymousUser())
+
+
+def session_user_id(*, session_key: str) -> int | None:
+    """Return the id of the user a session still authenticates (live, not expired, hash valid), or None."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(_SessionRequest(store))
+    return user.pk if user.is_authenticated else None
+
+
+def session_digest(session_key: str) -> str:
+    """Name a session in cross-worker events without sending its key."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]

@@ -42,8 +42,7 @@ def room_with_access(*, slug: str, user: AbstractBaseUser) -> tuple[Room, bool] 
 class RoomOpening:
     """What a room socket's handshake learns in its one database trip."""
 
-    user: AbstractBaseUser
-    how: str | None  # "session", "bearer", "query" or None
+    identity: auth.Identity
     room: Room | None = None  # None: no such room (or the user is not authenticated)
     allowed: bool = False
     # (messages for hello, last_seq, truncated); only when allowed
@@ -52,15 +51,16 @@ class RoomOpening:
 
 def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | None) -> RoomOpening:
     """Authenticate, find the room, check access and take hello's snapshot: one trip to the database thread."""
-    user, how = auth.authenticate(credentials)
+    identity = auth.authenticate(credentials)
+    user = identity.user
     if not user.is_authenticated:
-        return RoomOpening(user=user, how=how)
+        return RoomOpening(identity=identity)
     found = room_with_access(slug=slug, user=user)
     if found is None:
-        return RoomOpening(user=user, how=how)
+        return RoomOpening(identity=identity)
     room, allowed = found
     if not allowed:
-        return RoomOpening(user=user, how=how, room=room)
+        return RoomOpening(identity=identity, room=room)
     # last_seq comes from the room row, read before the messages: it never exceeds them.
     last_seq = room.last_seq
     if last_seq == 0 or (after is not None and after >= last_seq):
@@ -72,7 +72,7 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
     else:
         messages, more = message_list_after(room=room, after=after, limit=settings.CHAT_RECOVERY_MAX)
         snapshot = (messages, last_seq, more)
-    return RoomOpening(user=user, how=how, room=room, allowed=True, snapshot=snapshot)
+    return RoomOpening(identity=identity, room=room, allowed=True, snapshot=snapshot)
 
 
 def room_user_can_manage(*, room: Room, user: AbstractBaseUser) -> bool:
@@ -150,3 +150,16 @@ def message_list_after(
     if before is not None:
         filters &= Q(seq__lt=before)
     return _page(room=room, filters=filters, newest_first=False, limit=limit)
+
+
+def room_users_allowed(*, slug: str, user_ids: set[int]) -> set[int] | None:
+    """Return which of these users may still enter the room (active, and members if it is private); None: no such room."""
+    from django.contrib.auth import get_user_model
+
+    room = Room.objects.filter(slug=slug).only("id", "private").first()
+    if room is None:
+        return None
+    active = set(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
+    if not room.private:
+        return active
+    return set(room.memberships.filter(user_id__in=active).values_list("user_id", flat=True))

@@ -205,6 +205,18 @@ def membership_add(*, room: Room, actor: AbstractBaseUser, username: object) -> 
     return membership, created
 
 
+def membership_remove(*, room: Room, actor: AbstractBaseUser, username: object) -> None:
+    """Remove a user from a room: its creator or staff may remove anyone, a member may remove themselves."""
+    if not isinstance(username, str) or not username:
+        raise ChatError("bad_request", "username must be a non-empty string")
+    leaving = actor.is_authenticated and actor.get_username() == username
+    if not leaving and not selectors.room_user_can_manage(room=room, user=actor):
+        raise ChatError("forbidden", "only the room's creator or staff may remove members")
+    deleted, _ = Membership.objects.filter(room=room, user__username=username).delete()
+    if not deleted:
+        raise ChatError("not_found", f"{username!r} is not a member of this room")
+
+
 def _token_digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -218,6 +230,12 @@ def token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, s
 
 def token_authenticate(*, raw: str) -> AbstractBaseUser | None:
     """Return the active user a raw token belongs to, or None if unknown, revoked or inactive."""
+    found = token_identify(raw=raw)
+    return found[0] if found else None
+
+
+def token_identify(*, raw: str) -> tuple[AbstractBaseUser, int] | None:
+    """Return (user, token id) of a live token of an active user, or None."""
     if not raw or len(raw) > 200:
         return None
     now = timezone.now()
@@ -227,7 +245,7 @@ def token_authenticate(*, raw: str) -> AbstractBaseUser | None:
     token_id, stale, user = found
     if stale:
         ApiToken.objects.filter(pk=token_id).update(last_used=now)
-    return user
+    return user, token_id
 
 
 def token_revoke(*, token: ApiToken) -> None:

@@ -65,5 +65,6 @@ def attachment_discard(saved: str | None) -> None:
 def attachment_create(*, message: Message, upload: UploadedFile, saved: str) -> Attachment:
     header = upload.header
     return Attachment.objects.create(
-        message=message, file=saved, name=header.name[:255], content_type=header.content_type, size=header.size
+        message=message, file=saved, name=safe_filename(header.name), original_name=header.name[:255],
+        content_type=header.content_type, size=header.size,
     )

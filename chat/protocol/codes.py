@@ -9,6 +9,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 # Added by this project (protocol section 7 has no code for it): the per-user socket cap.
 CLOSE_TOO_MANY_CONNECTIONS = 4429
+# RFC 6455's "Service Restart": a draining worker (protocol section 9); clients reconnect at once.
+CLOSE_SERVICE_RESTART = 1012
+RESTART_JITTER_SECONDS = 1.0
 
 # Codes after which a client does not reconnect, with what it tells the user.
 FINAL_CLOSE_CODES = {
@@ -47,5 +50,7 @@ def client_config() -> dict:
             "forbidden": CLOSE_FORBIDDEN,
             "not_found": CLOSE_NOT_FOUND,
             "too_many_connections": CLOSE_TOO_MANY_CONNECTIONS,
+            "service_restart": CLOSE_SERVICE_RESTART,
         },
+        "restart_jitter_ms": int(RESTART_JITTER_SECONDS * 1000),
     }

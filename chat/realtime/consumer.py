@@ -27,6 +27,7 @@ from chat.presence.runner import ensure_heartbeat
 from chat.protocol import codes, inbound, outbound
 from chat.protocol.errors import ChatError
 from chat.realtime import handshake
+from chat.realtime.authority import get_socket_index
 from chat.realtime.hub import Delivery, get_hub
 from chat.realtime.replies import ReplyChain, error_frame
 from chat.realtime.upload_assembly import UploadAssembly
@@ -54,6 +55,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _drainer: asyncio.Task | None = None
     typing_relayed_at = float("-inf")
     typing_on = False
+    _storing = True  # off while the worker drains: what is read from then on is not stored
 
     async def __call__(self, scope, receive, send):
         # With no channel-layer channel the socket has one input, so events are awaited
@@ -101,7 +103,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await hub.join(slug, self)
         opening = await database_sync_to_async(read_reconnecting_once)(
             selectors.room_socket_open, slug=slug, credentials=credentials, after=after)
-        user, room = opening.user, opening.room
+        identity = opening.identity
+        user, room = identity.user, opening.room
         if room is None or not opening.allowed:
             await hub.leave(slug, self)
             code = (codes.CLOSE_NOT_AUTHENTICATED if not user.is_authenticated
@@ -126,6 +129,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             user=self.user_obj, room=outbound.room_obj(slug=room.slug, name=room.name, private=room.private),
             online=change.online, messages=messages, last_seq=last_seq, truncated=truncated))
         self._ready = True
+        get_socket_index().add(self, identity=identity, room=room.slug)
         backlog, self._backlog = self._backlog, None  # not used once ready
         for delivery, skip_user in backlog:
             if skip_user != self.user_id:
@@ -135,18 +139,37 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if change.changed:
             # The user's own sockets learn the list from hello: a join is their first socket.
             await presence_announce(room=room.slug, change=change, skip_user=self.user_id)
-        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, opening.how)
+        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, identity.how)
 
     async def disconnect(self, code):
         if self._uploads is not None:
             self._uploads.take()
-        if self.room is None:
+        await self._leave_room()
+        log.info("ws close user=%s code=%s", self.user_id, code)
+
+    async def end(self, code: int, reason: str) -> None:
+        """Close because what let this socket in has ended (protocol section 8): nothing of the room follows."""
+        room = self.room.slug if self.room is not None else None
+        await self._leave_room()
+        log.info("ws end room=%s user=%s code=%s: %s", room, self.user_id, code, reason)
+        await self.close(code=code)
+
+    async def _leave_room(self) -> None:
+        """Stop hearing the room and reading frames for it; leave presence (once)."""
+        room, self.room = self.room, None
+        if room is None:
             return
-        await get_hub().leave(self.room.slug, self)
-        change = await get_presence_store().leave(room=self.room.slug, user=self.user_obj, connection=self.connection_id)
+        self._ready = False  # and deliveries are dropped, not backlogged
+        self._backlog = None
+        get_socket_index().remove(self)
+        await get_hub().leave(room.slug, self)
+        change = await get_presence_store().leave(room=room.slug, user=self.user_obj, connection=self.connection_id)
         if change.changed:
-            await presence_announce(room=self.room.slug, change=change, skip_user=self.user_id)
-        log.info("ws close room=%s user=%s code=%s", self.room.slug, self.user_id, code)
+            await presence_announce(room=room.slug, change=change, skip_user=self.user_id)
+
+    @property
+    def room_slug(self) -> str | None:
+        return self.room.slug if self.room is not None else None
 
     # -- frames from the client --------------------------------------------------
 
@@ -199,7 +222,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def frame_ping(self, frame):
         await self.send_frame(outbound.pong(ts=inbound.check_ping(frame)))
 
+    def stop_storing(self) -> None:
+        """The worker is draining: messages read from now on are answered `unavailable`, not stored."""
+        self._storing = False
+
+    async def answered(self) -> None:
+        """Return once every message already read has its answer sent."""
+        if self._replies is not None:
+            await self._replies.sent()
+
     async def _post(self, *, body, client_id, attachment=None):
+        if not self._storing:
+            raise ChatError("unavailable", "the server is restarting; nothing was stored (send it again after "
+                            "reconnecting)", client_id=client_id)
         # Pipelined: the message joins the process's next batch and the socket reads its
         # next frame meanwhile; the ack, or the error, goes out in frame order.
         replies = self._reply_chain()
@@ -212,6 +247,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def deliver(self, delivery: Delivery, skip_user: int | None = None) -> None:
         """Write a room event the hub encoded once for every local socket of the room."""
         if not self._ready:
+            if self._backlog is None:
+                return  # ended: nothing of the room follows the close
             # Before hello; the user may not be known yet, so the skip is checked on flush.
             self._backlog.append((delivery, skip_user))
         elif self._raw_send is not None:

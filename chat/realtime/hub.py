@@ -13,6 +13,8 @@ import logging
 from channels.layers import get_channel_layer
 
 from chat.batching import PerLoop
+from chat.realtime.authority import AUTHORITY_GROUP, get_socket_index
+from chat.realtime.authority import EVENT_TYPE as AUTHORITY_EVENT
 from chat.realtime.broadcaster import room_group
 from chat.realtime.wire import text_frame
 
@@ -56,6 +58,7 @@ class Hub:
         self.rooms: dict[str, dict[Member, None]] = {}
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task | None = None
+        self._endings: set[asyncio.Task] = set()
 
     async def join(self, room: str, member: Member) -> None:
         """Add a socket to a room; subscribe the process to the room if it is its first."""
@@ -69,6 +72,8 @@ class Hub:
             if members is None:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel("chat.hub.")
+                    # Endings of authority (protocol section 8) reach every process once, here.
+                    await self.layer.group_add(AUTHORITY_GROUP, self.channel)
                     self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="chat-hub")
                 await self.layer.group_add(room_group(room), self.channel)
                 members = self.rooms[room] = {}
@@ -92,7 +97,10 @@ class Hub:
                 await self.layer.group_discard(room_group(room), self.channel)
 
     def fan_out(self, event: dict) -> int:
-        """Write an event's frames to every local member of its room but skip_user; return how many."""
+        """Write an event's frames to every local member of its room but skip_user; return how many got it.
+
+        A member whose deliver() raises is logged and skipped: the rest of the room still gets the event.
+        """
         members = self.rooms.get(event["room"])
         if not members:
             return 0
@@ -100,8 +108,13 @@ class Hub:
         skip = event.get("skip_user")
         count = 0
         for member in list(members):
-            if member.user_id != skip:
-                member.deliver(delivery, skip)
+            # skip None skips no one, a member whose user is not yet known (user_id None) included.
+            if skip is None or member.user_id != skip:
+                try:
+                    member.deliver(delivery, skip)
+                except Exception:  # one broken socket must not cost the rest of the room the event
+                    log.exception("delivery to a member failed room=%s", event["room"])
+                    continue
                 count += 1
         return count
 
@@ -109,7 +122,12 @@ class Hub:
         while True:
             try:
                 event = await self.layer.receive(self.channel)
-                self.fan_out(event)
+                if event.get("type") == AUTHORITY_EVENT:
+                    # Its own task: a room re-check reads the database, and delivery must not wait.
+                    self._endings.add(task := asyncio.get_running_loop().create_task(get_socket_index().handle(event)))
+                    task.add_done_callback(self._endings.discard)
+                else:
+                    self.fan_out(event)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -42,7 +42,7 @@ def error_frame(exc: BaseException, *, client_id: str | None, room: str | None) 
 class ReplyChain:
     """Replies of one socket, in frame order: ready frames, and answers to messages being stored."""
 
-    __slots__ = ("send", "close_gone", "room", "_items", "_task", "_space")
+    __slots__ = ("send", "close_gone", "room", "_items", "_task", "_space", "_idle")
 
     def __init__(self, send: Callable[[str], Awaitable[None]], close_gone: Callable[[], Awaitable[None]],
                  room: str) -> None:
@@ -53,6 +53,7 @@ class ReplyChain:
         self._items: deque[tuple[asyncio.Future, str | None] | outbound.Frame] = deque()
         self._task: asyncio.Task | None = None
         self._space: asyncio.Future | None = None
+        self._idle: asyncio.Future | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -69,6 +70,12 @@ class ReplyChain:
         while len(self._items) >= PIPELINE_MAX:
             self._space = asyncio.get_running_loop().create_future()
             await self._space
+
+    async def sent(self) -> None:
+        """Return once every queued reply has been sent."""
+        while self._items:
+            self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     def answer(self, stored: asyncio.Future, client_id: str | None) -> None:
         """Queue the answer to a message: its ack once stored, or its error."""
@@ -92,8 +99,9 @@ class ReplyChain:
             finally:
                 # Popped only once sent, so a frame queued meanwhile cannot overtake it.
                 self._items.popleft()
-                if self._space is not None and not self._space.done():
-                    self._space.set_result(None)
+                for waiter in (self._space, self._idle):
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
 
     async def _answer_frame(self, stored: asyncio.Future, client_id: str | None) -> tuple[outbound.Frame, bool]:
         """Return the frame answering a stored message, and whether the socket must then close."""

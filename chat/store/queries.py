@@ -226,3 +226,32 @@ def message_client_id_used(*, room_id: int, user_id: int, client_id: str) -> boo
     with connection.cursor() as cursor:
         cursor.execute(exists, [room_id, user_id, client_id])
         return cursor.fetchone() is not None
+
+
+@cache
+def _session_expiry_sql() -> str:
+    from django.contrib.sessions.models import Session
+
+    return (f"SELECT {_col(Session, 'expire_date')} FROM {_table(Session)}"
+            f" WHERE {_col(Session, 'session_key')} = %s")
+
+
+def session_expiry(*, session_key: str) -> datetime | None:
+    """Return when a database session expires (None for another session engine or no such session)."""
+    from django.conf import settings
+
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_session_expiry_sql(), [session_key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    value = row[0]
+    if isinstance(value, str):  # SQLite hands back text
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value

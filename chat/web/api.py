@@ -13,6 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from chat.actions import authority
 from chat.domain import selectors, services
 from chat.presence import get_presence_store
 from chat.protocol import inbound
@@ -126,6 +127,15 @@ def room_members(request: HttpRequest, slug: str) -> JsonResponse:
     membership, created = services.membership_add(room=room, actor=request.user, username=json_body(request).get("username"))
     member = {"id": membership.user_id, "username": membership.user.get_username()}
     return JsonResponse({"room": room.slug, "user": member, "created": created}, status=201 if created else 200)
+
+
+@api_view("DELETE")
+def room_member(request: HttpRequest, slug: str, username: str) -> JsonResponse:
+    room = selectors.room_get(slug=slug)
+    if room is None:
+        raise ChatError("not_found", "no such room")
+    authority.membership_remove(room=room, actor=request.user, username=username)
+    return JsonResponse({"room": room.slug, "removed": username})
 
 
 @api_view("GET")

@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/token/", api.token_issue, name="api_token"),
     path("api/rooms/", api.rooms, name="api_rooms"),
     path("api/rooms/<slug:slug>/members/", api.room_members, name="api_room_members"),
+    path("api/rooms/<slug:slug>/members/<str:username>/", api.room_member, name="api_room_member"),
     path("api/rooms/<slug:slug>/messages/", api.room_messages, name="api_room_messages"),
 ]

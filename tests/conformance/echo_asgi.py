@@ -4,7 +4,14 @@ Served by `python -m chatproject.server` like the chat, so the cases test our Da
 adaptation (compression, empty frames); any path echoes, as the conformance tools connect to "/".
 """
 
-from channels.generic.websocket import AsyncWebsocketConsumer
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
+django.setup()  # the chat's settings: its logging (Daphne's "Listening on" line) and channel layer
+
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402 - after django.setup()
 
 
 class EchoConsumer(AsyncWebsocketConsumer):

@@ -128,14 +128,32 @@ async def test_repeated_upload_client_id_stores_one_file(people, open_socket):
     assert len(await sync_to_async(_files)()) == 1
 
 
-async def test_path_traversal_name_is_sanitised(people, open_socket):
+async def test_path_traversal_name_is_sanitised_where_stored_shown_and_served(people, open_socket):
     alice, _ = await open_socket(ROOM, bearer=people["alice"])
+    bob, _ = await open_socket(ROOM, bearer=people["bob"])
     await alice.send(header(name="../../etc/passwd", content_type="text/plain", size=5))
     await alice.send_bytes(b"hello")
     await alice.recv_type("ack")
     files = await sync_to_async(_files)()
     assert len(files) == 1 and files[0].startswith("attachments/") and files[0].endswith("/passwd")
     assert ".." not in files[0]
+    # Every client is shown the base name, never the path the uploader sent.
+    attachment = (await bob.recv_type("message"))["attachment"]
+    assert attachment["name"] == "passwd"
+    stored = await sync_to_async(Attachment.objects.get)()
+    assert (stored.name, stored.original_name) == ("passwd", "../../etc/passwd")  # the original is for the admin
+    # The download is named the same way.
+    token = people["bob"]
+
+    def download():
+        return Client().get(attachment["url"], HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = await sync_to_async(download)()
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'inline; filename="passwd"'
+    history = await sync_to_async(lambda: Client().get(
+        "/api/rooms/general/messages/", HTTP_AUTHORIZATION=f"Bearer {token}").json())()
+    assert history["messages"][-1]["attachment"]["name"] == "passwd"
 
 
 def _download_setup():

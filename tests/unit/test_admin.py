@@ -77,3 +77,30 @@ def test_deleting_a_message_in_the_admin_removes_its_file(
         )
     assert not Message.objects.filter(pk=frame["id"]).exists()
     assert not default_storage.exists(stored)
+
+
+def test_migration_keeps_old_attachment_names_for_the_admin_and_shows_their_base_name(db):
+    import importlib
+
+    from django.apps import apps
+
+    from chat.models import Attachment
+
+    migration = importlib.import_module("chat.migrations.0003_attachment_original_name")
+    room, user = make_room("old-files"), make_user()
+    message = Message.objects.create(room=room, seq=1, user=user, body="")
+    # As rows stored before the migration look: the name as the client sent it.
+    old = Attachment.objects.create(message=message, file="attachments/x/passwd", name="../../etc/passwd",
+                                    content_type="text/plain", size=5)
+    migration.sanitise_names(apps, None)
+    old.refresh_from_db()
+    assert (old.name, old.original_name) == ("passwd", "../../etc/passwd")
+
+
+def test_admin_revokes_tokens_through_the_service(admin_client):
+    user = make_user("bot-owner")
+    token, _raw = services.token_create(user=user, name="bot")
+    response = admin_client.post("/admin/chat/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked

@@ -1,7 +1,9 @@
-"""The single-process channel layer (chat/layers.py)."""
+"""The channel layers (chat/realtime/layers.py)."""
 
 import asyncio
+import time
 
+from chat.realtime import layers
 from chat.realtime.layers import LocalChannelLayer, RedisPubSubLayer
 
 
@@ -29,12 +31,49 @@ async def test_expired_messages_are_still_swept():
     assert (await asyncio.wait_for(layer.receive("chat.hub.a"), 5))["type"] == "fresh"
 
 
-async def test_sweep_runs_at_most_once_per_interval():
-    layer = LocalChannelLayer()
-    layer._clean_expired()
-    swept = layer._swept_at
-    await layer.send("chat.hub.b", {"type": "x"})
-    assert layer._swept_at == swept
+class Clock:
+    """Stands in for the time module in chat.realtime.layers: the test sets monotonic(); time() is real."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+
+class CountingChannels(dict):
+    """A layer's channels that count the sweep's walks over them (nothing else calls items())."""
+
+    walks = 0
+
+    def items(self):
+        self.walks += 1
+        return super().items()
+
+
+async def test_sweep_runs_at_most_once_per_interval(monkeypatch):
+    clock = Clock()
+    # The module's `time`, not time.monotonic itself: the event loop's clock must run on.
+    monkeypatch.setattr(layers, "time", clock)
+    layer = LocalChannelLayer(expiry=60)
+    channels = layer.channels = CountingChannels()
+    await layer.send("chat.hub.c", {"type": "old"})
+    for _ in range(100):  # each group_send sweeps in Channels' layer
+        await layer.group_send("chat.room.nobody", {"type": "x"})
+    assert channels.walks == 1  # the first sweep only
+    queue = channels["chat.hub.c"]
+    expires, message = queue._queue[0]
+    queue._queue[0] = (expires - 120, message)  # now expired, but the next sweep is not due
+    clock.now += layer.sweep_interval * 0.99
+    for _ in range(100):
+        await layer.group_send("chat.room.nobody", {"type": "x"})
+    assert channels.walks == 1 and queue.qsize() == 1
+    clock.now += layer.sweep_interval * 0.02  # past the interval since the first sweep
+    await layer.group_send("chat.room.nobody", {"type": "x"})
+    assert channels.walks == 2 and "chat.hub.c" not in channels  # swept, once
 
 
 async def test_redis_group_send_many_publishes_every_group_in_order_in_one_pipeline(redis_server, monkeypatch):

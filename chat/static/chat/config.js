@@ -22,3 +22,6 @@ export const CLOSE_NOT_AUTHENTICATED = config.close.not_authenticated;
 export const CLOSE_FORBIDDEN = config.close.forbidden;
 export const CLOSE_NOT_FOUND = config.close.not_found;
 export const CLOSE_TOO_MANY_CONNECTIONS = config.close.too_many_connections;
+/** A worker restarting (PROTOCOL.md section 9): reconnect at once, within RESTART_JITTER_MS. */
+export const CLOSE_SERVICE_RESTART = config.close.service_restart;
+export const RESTART_JITTER_MS = config.restart_jitter_ms;

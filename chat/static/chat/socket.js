@@ -1,6 +1,8 @@
 // A room WebSocket that reconnects by itself (PROTOCOL.md sections 2 and 7).
 
-import { CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND } from './config.js';
+import {
+  CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART, RESTART_JITTER_MS,
+} from './config.js';
 
 const CLOSE_NORMAL = 1000; // RFC 6455
 // The code this page closes a silent connection with (4000-4999 are private use); the server never sends it.
@@ -153,6 +155,12 @@ export class RoomSocket {
     this.#detach();
     if (this.#stopped) return;
     const text = FINAL_CLOSES.get(code);
+    if (code === CLOSE_SERVICE_RESTART) {
+      // A worker restarting: the others are up, so no backoff, only jitter to spread the crowd.
+      this.#attempt = 0;
+      this.#scheduleRetry(Math.random() * RESTART_JITTER_MS);
+      return;
+    }
     if (text === undefined) {
       this.#scheduleRetry();
       return;
@@ -176,10 +184,12 @@ export class RoomSocket {
     }, SILENCE_LIMIT_MS);
   }
 
-  #scheduleRetry() {
+  #scheduleRetry(delay = null) {
     this.#clearRetry();
-    const delay = backoffDelay(this.#attempt);
-    this.#attempt += 1;
+    if (delay === null) {
+      delay = backoffDelay(this.#attempt);
+      this.#attempt += 1;
+    }
     const due = Date.now() + delay;
     const tick = () => {
       const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));

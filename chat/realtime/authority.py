@@ -1,0 +1,150 @@
+"""Sockets end when what let them in ends (protocol section 8), on every worker.
+
+Each process indexes its open room sockets by user, by session and by token. An ending is
+announced once to every process (chat/actions/authority.py publishes it to one
+channel-layer group that each process's hub joins), and each process closes its own
+sockets: nothing per socket reaches Redis, and the message path does no work for it. A
+session-authenticated socket also re-checks its session when the session is due to
+expire, so an expiry (which announces nothing) closes it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from chat.batching import PerLoop
+from chat.domain import auth, selectors
+from chat.protocol import codes
+
+log = logging.getLogger(__name__)
+
+AUTHORITY_GROUP = "chat.authority"
+EVENT_TYPE = "authority.end"
+# A re-check is at most this far away, so a session's timer never sleeps past a changed expiry for long.
+RECHECK_MAX_SECONDS = 3600.0
+
+
+class Endable:
+    """What the index needs of a socket: who it is, its room, and a way to end it with a close code."""
+
+    user_id: int | None
+    room_slug: str | None
+
+    async def end(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+
+class SocketIndex:
+    """One per event loop: this process's room sockets by user, session digest and token id."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[int, dict[Endable, None]] = {}
+        self.by_session: dict[str, dict[Endable, None]] = {}
+        self.by_token: dict[int, dict[Endable, None]] = {}
+        self.by_room: dict[str, dict[Endable, None]] = {}
+        self._keys: dict[Endable, tuple] = {}
+        self._timers: dict[Endable, asyncio.TimerHandle] = {}
+
+    def add(self, socket: Endable, *, identity: auth.Identity, room: str) -> None:
+        """Index an open socket by what let it in; a session socket gets its expiry re-check."""
+        digest = auth.session_digest(identity.session_key) if identity.session_key else None
+        keys = (identity.user.pk, digest, identity.token_id, room)
+        self._keys[socket] = keys
+        for table, key in zip((self.by_user, self.by_session, self.by_token, self.by_room), keys, strict=True):
+            if key is not None:
+                table.setdefault(key, {})[socket] = None
+        if identity.session_key:
+            self._schedule(socket, identity.session_key, identity.session_expires)
+
+    def sockets(self) -> list[Endable]:
+        """Every indexed socket of this process."""
+        return list(self._keys)
+
+    def remove(self, socket: Endable) -> None:
+        keys = self._keys.pop(socket, None)
+        if keys is None:
+            return
+        for table, key in zip((self.by_user, self.by_session, self.by_token, self.by_room), keys, strict=True):
+            members = table.get(key)
+            if members is not None:
+                members.pop(socket, None)
+                if not members:
+                    del table[key]
+        timer = self._timers.pop(socket, None)
+        if timer is not None:
+            timer.cancel()
+
+    async def handle(self, event: dict) -> int:
+        """Close the local sockets an ending covers; return how many."""
+        kind = event.get("kind")
+        if kind == "session":
+            return await _end_all(self.by_session.get(event["session"], ()), codes.CLOSE_NOT_AUTHENTICATED,
+                                  "signed out")
+        if kind == "token":
+            sockets = [s for token_id in event["tokens"] for s in self.by_token.get(token_id, ())]
+            return await _end_all(sockets, codes.CLOSE_NOT_AUTHENTICATED, "token revoked")
+        if kind == "user":
+            return await _end_all(self.by_user.get(event["user"], ()), codes.CLOSE_NOT_AUTHENTICATED,
+                                  "account disabled")
+        if kind == "room":
+            return await self._recheck_room(event["room"])
+        log.warning("unknown authority event %r", kind)
+        return 0
+
+    async def _recheck_room(self, room: str) -> int:
+        sockets = list(self.by_room.get(room, ()))
+        if not sockets:
+            return 0
+        allowed = await database_sync_to_async(selectors.room_users_allowed)(
+            slug=room, user_ids={s.user_id for s in sockets})
+        if allowed is None:
+            return await _end_all(sockets, codes.CLOSE_NOT_FOUND, "room deleted")
+        return await _end_all([s for s in sockets if s.user_id not in allowed], codes.CLOSE_FORBIDDEN,
+                              "no longer a member")
+
+    def _schedule(self, socket: Endable, session_key: str, expires: datetime | None) -> None:
+        delay = RECHECK_MAX_SECONDS
+        if expires is not None:
+            delay = min(delay, max(0.0, (expires - timezone.now()).total_seconds()))
+        loop = asyncio.get_running_loop()
+        self._timers[socket] = loop.call_later(
+            delay, lambda: loop.create_task(self._recheck_session(socket, session_key)))
+
+    async def _recheck_session(self, socket: Endable, session_key: str) -> None:
+        if socket not in self._keys:
+            return
+        user_id = await database_sync_to_async(auth.session_user_id)(session_key=session_key)
+        if user_id is None or user_id != socket.user_id:
+            await _end_all([socket], codes.CLOSE_NOT_AUTHENTICATED, "session expired")
+            return
+        if socket in self._keys:  # still valid (extended, or re-checked early): look again later
+            from chat.store import queries
+
+            expires = await database_sync_to_async(queries.session_expiry)(session_key=session_key)
+            self._schedule(socket, session_key, expires)
+
+
+async def _end_all(sockets: Iterable[Endable], code: int, reason: str) -> int:
+    sockets = list(sockets)
+    for socket in sockets:
+        try:
+            await socket.end(code, reason)
+        except Exception:  # noqa: BLE001 - one socket's failure must not spare the others
+            log.exception("ending a socket failed")
+    if sockets:
+        log.info("authority ended %d socket(s): %s (close %s)", len(sockets), reason, code)
+    return len(sockets)
+
+
+_indexes = PerLoop(SocketIndex)
+
+
+def get_socket_index() -> SocketIndex:
+    """Return this event loop's socket index."""
+    return _indexes.get()
