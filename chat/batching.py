@@ -1,35 +1,13 @@
-"""Process-wide objects that belong to one event loop, and the batching they share.
+"""Batcher: the group-commit pattern the message writer and the Redis rate limiter share.
 
-PerLoop holds one object per running loop (the hub, the message writer, the Redis rate
-limiter's batcher). Batcher is the group-commit pattern those use: one call in flight,
-and what arrives meanwhile goes together in the next.
+One call in flight, and what arrives meanwhile goes together in the next.
 """
 
 import asyncio
-from collections.abc import Callable
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-
-
-class PerLoop(Generic[T]):
-    """Make one object per running event loop, on first use; drop those of closed loops."""
-
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self.factory = factory
-        self._objects: dict[asyncio.AbstractEventLoop, T] = {}
-
-    def get(self) -> T:
-        """Return the running loop's object, making it if this is the loop's first call."""
-        loop = asyncio.get_running_loop()
-        obj = self._objects.get(loop)
-        if obj is None:
-            for old in [other for other in self._objects if other.is_closed()]:
-                del self._objects[old]
-            obj = self._objects[loop] = self.factory()
-        return obj
 
 
 class Batcher(Generic[Item, Result]):

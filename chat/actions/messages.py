@@ -6,9 +6,9 @@ import logging
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 
-from chat.batching import PerLoop
 from chat.domain import services, uploads
 from chat.models import Room
+from chat.per_loop import PerLoop
 from chat.protocol import outbound
 from chat.protocol.errors import ChatError
 from chat.ratelimit import get_rate_limiter

@@ -9,7 +9,8 @@ one Redis: a Redis Cluster would need them in one hash slot.
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from chat.batching import Batcher, PerLoop
+from chat.batching import Batcher
+from chat.per_loop import PerLoop
 from chat.ratelimit.base import RateLimiter
 
 # KEYS: bucket hashes; ARGV: burst, rate. Returns 1 (allowed) or 0 per key, in order.

@@ -18,8 +18,8 @@ from datetime import datetime
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from chat.batching import PerLoop
 from chat.domain import auth, selectors
+from chat.per_loop import PerLoop
 from chat.protocol import codes
 
 log = logging.getLogger(__name__)

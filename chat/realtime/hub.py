@@ -12,7 +12,7 @@ import logging
 
 from channels.layers import get_channel_layer
 
-from chat.batching import PerLoop
+from chat.per_loop import PerLoop
 from chat.realtime.authority import AUTHORITY_GROUP, get_socket_index
 from chat.realtime.authority import EVENT_TYPE as AUTHORITY_EVENT
 from chat.realtime.broadcaster import room_group
