@@ -9,15 +9,19 @@ Event). Both are trimmed here, without changing what either does.
 import asyncio
 import gc
 import inspect
+import logging
 from collections import deque
 from functools import partial
 
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
-from twisted.internet import tcp
+from twisted.internet import defer, tcp
 
+from chat.protocol.codes import CLOSE_SERVICE_RESTART
 from chat.realtime.wire import RAW_SEND_EXTENSION, text_frame
+
+logger = logging.getLogger(__name__)
 
 
 class RequestPath:
@@ -65,6 +69,14 @@ class ChatWebSocketProtocol(WebSocketProtocol):
         if (sync or chopsize) and "send_queue" not in self.__dict__:
             self.send_queue = deque()
         super().sendData(data, sync, chopsize)
+
+    def serverClose(self, code=None):
+        if code == CLOSE_SERVICE_RESTART:
+            # autobahn's sendClose lets an application send only 1000 and 3000-4999; 1012
+            # (Service Restart, RFC 6455's registry) is a server's code, so the close frame
+            # goes through the lower-level sendCloseFrame, which the handshake then completes.
+            return self.sendCloseFrame(code=code, reasonUtf8=b"server restart", isReply=False)
+        return super().serverClose(code)
 
     def handle_reply(self, message):
         if message.get("type") == "websocket.send" and self.state != self.STATE_CONNECTING:
@@ -223,7 +235,7 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
+def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: float = 10.0) -> type[Server]:
     """Return a Server subclass configured for this deployment."""
 
     class ChatServer(Server):
@@ -235,6 +247,28 @@ def chat_server_class(*, compression: bool, max_inflated: int) -> type[Server]:
                     ready_callable()
 
             super().__init__(*args, ready_callable=ready, **kwargs)
+            self.listening_ports = []
+
+        def listen_success(self, port):
+            self.listening_ports.append(port)
+            return super().listen_success(port)
+
+        def kill_all_applications(self):
+            """On SIGTERM (Twisted's "before shutdown"): drain the chat's sockets, then Daphne's own kill."""
+            return defer.Deferred.fromFuture(asyncio.ensure_future(self._drain_then_kill()))
+
+        async def _drain_then_kill(self):
+            # New connections are refused from now on: a proxy sends them to another worker.
+            for port in self.listening_ports:
+                port.stopListening()
+            from chat.realtime import shutdown  # the app's modules load once Django is set up
+
+            try:
+                closed = await asyncio.wait_for(shutdown.drain(shutdown_grace), shutdown_grace)
+                logger.info("drained: %d socket(s) closed with 1012", closed)
+            except Exception:  # noqa: BLE001 - whatever happens, Daphne's own shutdown follows
+                logger.exception("drain failed")
+            await Server.kill_all_applications(self).asFuture(asyncio.get_running_loop())
 
         def create_application(self, protocol, scope):
             if scope.get("type") != "websocket":

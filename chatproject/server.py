@@ -8,7 +8,7 @@ line arguments are passed on to Daphne.
 import os
 import sys
 
-from chatproject.env import env_bool
+from chatproject.env import env_bool, env_float
 
 DEFAULT_APP = "chatproject.asgi:application"
 
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
     cli = CommandLineInterface()
     cli.server_class = chat_server_class(
-        compression=env_bool("CHAT_WS_COMPRESSION", True, env), max_inflated=hard_cap(env)
+        compression=env_bool("CHAT_WS_COMPRESSION", True, env), max_inflated=hard_cap(env),
+        shutdown_grace=env_float("CHAT_SHUTDOWN_GRACE", 10.0, env),
     )
     extra = sys.argv[1:] if argv is None else argv
     cli.run(extra + daphne_args(env))

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import random
 import time
 
 import pytest
@@ -200,3 +201,216 @@ def test_cluster_manage_runs_manage_py_against_the_running_cluster(deployment):
         pidfile.unlink()
     assert result.returncode == 0, result.stderr
     assert made["username"] in result.stdout
+
+
+# -- protocol section 8 across workers ----------------------------------------------
+
+
+def _worker_request(deployment, i: int, method: str, path: str, *, headers=None, body: bytes | None = None):
+    """An HTTP request straight to worker i, as nginx would forward it (TLS ended, X-Forwarded-Proto set)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", deployment.cluster.worker_ports[i], timeout=10)
+    conn.request(method, path, body=body, headers={
+        "Host": f"localhost:{deployment.cluster.https_port}", "X-Forwarded-Proto": "https",
+        "X-Forwarded-For": "127.0.0.1", **(headers or {})})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def _login_on_worker(deployment, i: int, username: str) -> tuple[str, str]:
+    """Log in through worker i's login page; return (sessionid, csrftoken)."""
+    import http.client
+    import re
+    from http.cookies import SimpleCookie
+
+    conn = http.client.HTTPConnection("127.0.0.1", deployment.cluster.worker_ports[i], timeout=10)
+    base = {"Host": f"localhost:{deployment.cluster.https_port}", "X-Forwarded-Proto": "https"}
+    conn.request("GET", "/accounts/login/", headers=base)
+    page = conn.getresponse()
+    body = page.read().decode()
+    cookies = SimpleCookie()
+    for header in page.headers.get_all("Set-Cookie"):
+        cookies.load(header)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1)
+    origin = deployment.cluster.origin
+    conn.request("POST", "/accounts/login/", body=f"username={username}&password=cluster-pass-phrase-1"
+                 f"&csrfmiddlewaretoken={token}", headers={
+                     **base, "Content-Type": "application/x-www-form-urlencoded", "Origin": origin,
+                     "Referer": origin + "/accounts/login/", "Cookie": f"csrftoken={cookies['csrftoken'].value}"})
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 302, response.status
+    for header in response.headers.get_all("Set-Cookie"):
+        cookies.load(header)
+    conn.close()
+    return cookies["sessionid"].value, cookies["csrftoken"].value
+
+
+async def _closed_within(ws, seconds: float) -> tuple[int, float]:
+    """Wait for the close; return its code and how long it took."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(seconds):
+            while True:
+                await ws.recv()
+    return ws.close_code, time.monotonic() - started
+
+
+def _stored_with(deployment, owner: dict, slug: str, client_id: str) -> bool:
+    status, page = http_json("GET", f"{deployment.cluster.origin}/api/rooms/{slug}/messages/?limit=100",
+                             token=owner["token"], ssl_context=deployment.ssl)
+    assert status == 200
+    return any(m["client_id"] == client_id for m in page["messages"])
+
+
+async def test_logout_on_one_worker_closes_the_session_socket_on_the_other_within_2_s(deployment):
+    alice = deployment.user("alice")
+    slug = deployment.room(alice)
+    session, csrf = _login_on_worker(deployment, 0, alice["username"])
+    cookie = f"sessionid={session}; csrftoken={csrf}"
+    async with ws_connect(deployment.worker_url(1, f"/ws/rooms/{slug}/"),
+                          additional_headers={"Cookie": cookie}) as ws:
+        assert (await recv_json(ws))["type"] == "hello"
+        logout = _worker_request(deployment, 0, "POST", "/accounts/logout/", body=f"csrfmiddlewaretoken={csrf}".encode(),
+                                 headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded",
+                                          "Origin": deployment.cluster.origin,
+                                          "Referer": deployment.cluster.origin + "/"})
+        assert logout.status == 302
+        code, took = await _closed_within(ws, 2)
+        assert code == 4401, code
+        with pytest.raises(ConnectionClosed):
+            await ws.send(json.dumps({"type": "message", "body": "after logout", "client_id": "late-1"}))
+    assert not _stored_with(deployment, alice, slug, "late-1")
+    print(f"logout on worker 0 -> 4401 on worker 1 in {took:.3f} s")
+
+
+@pytest.mark.parametrize("ending", ["token_revoked", "user_deactivated"])
+async def test_a_revoked_token_or_deactivated_user_closes_sockets_on_every_worker(deployment, ending):
+    alice = deployment.user("alice")
+    slug = deployment.room(alice)
+    path = f"/ws/rooms/{slug}/"
+    async with ws_connect(deployment.worker_url(0, path), token=alice["token"]) as on_0, \
+            ws_connect(deployment.worker_url(1, path), token=alice["token"]) as on_1:
+        for ws in (on_0, on_1):
+            await recv_json(ws)
+        # From a third process (manage.py), as the admin or a script would: the announcement crosses Redis.
+        code = {
+            "token_revoked": "from chat.actions import authority; from chat.models import ApiToken;"
+                             f" authority.tokens_revoke(token_ids=list(ApiToken.objects.filter(user__username={alice['username']!r}).values_list('pk', flat=True)))",
+            "user_deactivated": "from django.contrib.auth.models import User;"
+                                f" u = User.objects.get(username={alice['username']!r}); u.is_active = False; u.save()",
+        }[ending]
+        deployment.cluster.manage("shell", "--no-startup", "-c", code)
+        for ws in (on_0, on_1):
+            closed, took = await _closed_within(ws, 2)
+            assert closed == 4401
+    print(f"{ending} -> 4401 on both workers, the later in {took:.3f} s")
+
+
+async def test_removal_from_a_private_room_over_the_api_closes_that_socket_4403_on_the_other_worker(deployment):
+    owner, alice = deployment.user("owner"), deployment.user("alice")
+    slug = f"room-private-{alice['id']}"
+    status, _ = http_json("POST", f"{deployment.cluster.origin}/api/rooms/", token=owner["token"],
+                          body={"name": slug, "slug": slug, "private": True}, ssl_context=deployment.ssl)
+    assert status == 201
+    status, _ = http_json("POST", f"{deployment.cluster.origin}/api/rooms/{slug}/members/", token=owner["token"],
+                          body={"username": alice["username"]}, ssl_context=deployment.ssl)
+    assert status == 201
+    public = deployment.room(owner)
+    async with ws_connect(deployment.worker_url(1, f"/ws/rooms/{slug}/"), token=alice["token"]) as private_ws, \
+            ws_connect(deployment.worker_url(1, f"/ws/rooms/{public}/"), token=alice["token"]) as public_ws:
+        await recv_json(private_ws)
+        await recv_json(public_ws)
+        removed = _worker_request(deployment, 0, "DELETE", f"/api/rooms/{slug}/members/{alice['username']}/",
+                                  headers={"Authorization": f"Bearer {owner['token']}"})
+        assert removed.status == 200
+        code, took = await _closed_within(private_ws, 2)
+        assert code == 4403
+        await public_ws.send(json.dumps({"type": "ping", "ts": "still here"}))
+        assert (await recv_type(public_ws, "pong"))["ts"] == "still here"
+    print(f"removal on worker 0 -> 4403 on worker 1 in {took:.3f} s")
+
+
+async def test_a_deleted_room_closes_its_sockets_4404_on_every_worker(deployment):
+    owner = deployment.user("owner")
+    slug = deployment.room(owner)
+    path = f"/ws/rooms/{slug}/"
+    async with ws_connect(deployment.worker_url(0, path), token=owner["token"]) as on_0, \
+            ws_connect(deployment.worker_url(1, path), token=owner["token"]) as on_1:
+        for ws in (on_0, on_1):
+            await recv_json(ws)
+        deployment.cluster.manage("shell", "--no-startup", "-c",
+                                  f"from chat.models import Room; Room.objects.filter(slug={slug!r}).delete()")
+        for ws in (on_0, on_1):
+            assert (await _closed_within(ws, 2))[0] == 4404
+
+
+# -- protocol section 9: a deploy stops a worker -------------------------------------
+
+
+async def test_sigterm_under_load_loses_no_acknowledged_message_and_clients_come_back_within_2_s(deployment):
+    owner = deployment.user("owner")
+    slug = deployment.room(owner)
+    senders = [deployment.user("sender") for _ in range(8)]
+    acked: dict[str, int] = {}
+    closes: list[int | None] = []
+    closed_at: dict[int, float] = {}
+    back_after: dict[int, float] = {}
+    stop = asyncio.Event()
+
+    async def chat(user):
+        n = 0
+        worker = 0  # every sender starts on the worker that stops
+        while not stop.is_set():
+            async with ws_connect(deployment.worker_url(worker, f"/ws/rooms/{slug}/"), token=user["token"]) as ws:
+                await recv_json(ws)
+                if user["id"] in closed_at:
+                    back_after[user["id"]] = time.monotonic() - closed_at[user["id"]]
+                try:
+                    while not stop.is_set():
+                        await ws.send(json.dumps({"type": "message", "body": f"m{n}", "client_id": f"{user['id']}-{n}"}))
+                        n += 1
+                        try:
+                            async with asyncio.timeout(0.2):  # a steady sender, under the rate limit
+                                while True:
+                                    frame = json.loads(await ws.recv())
+                                    if frame["type"] == "ack":
+                                        acked[frame["client_id"]] = frame["seq"]
+                        except TimeoutError:
+                            pass
+                except ConnectionClosed:
+                    pass
+            if not stop.is_set():
+                closes.append(ws.close_code)
+                closed_at[user["id"]] = time.monotonic()
+                worker = 1  # the restarting worker is gone: a proxy would pick the other one
+                await asyncio.sleep(random.random() * 1.0)  # the clients' restart jitter
+
+    tasks = [asyncio.create_task(chat(u)) for u in senders]
+    while len(acked) < 40:
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(deployment.cluster.stop_worker, 0)
+    deadline = time.monotonic() + 15
+    while len(back_after) < len(senders) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    deployment.cluster.start_worker(0)
+    assert closes == [1012] * len(senders), closes
+    assert len(back_after) == len(senders) and max(back_after.values()) < 2, back_after
+    stored = {}
+    after = 0
+    while True:
+        status, page = http_json("GET", f"{deployment.cluster.origin}/api/rooms/{slug}/messages/?after={after}&limit=100",
+                                 token=owner["token"], ssl_context=deployment.ssl)
+        assert status == 200
+        stored.update({m["client_id"]: m["seq"] for m in page["messages"]})
+        if not page["has_more"]:
+            break
+        after = page["messages"][-1]["seq"]
+    lost = {cid: seq for cid, seq in acked.items() if stored.get(cid) != seq}
+    assert not lost, lost
+    print(f"SIGTERM: {len(closes)} x 1012, all back within {max(back_after.values()):.3f} s, {len(acked)} acks, none lost")

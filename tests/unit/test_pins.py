@@ -640,3 +640,38 @@ async def test_channels_redis_shard_ensure_redis_makes_a_client_with_a_non_trans
     async with shard._redis.pipeline(transaction=False) as pipe:
         pipe.publish("asgi__group__x", b"data")
         assert len(pipe) == 1, why("channels-redis", LAYERS, "shard._redis.pipeline() does not queue a publish")
+
+
+# -- the shutdown drain (protocol section 9) ------------------------------------------
+
+
+def test_daphne_kills_applications_from_a_before_shutdown_trigger_and_reports_listening_ports():
+    run = inspect.getsource(Server.run)
+    assert 'reactor.addSystemEventTrigger("before", "shutdown", self.kill_all_applications)' in run, why(
+        "daphne", ADAPTER, "Server.run no longer runs kill_all_applications before shutdown (ChatServer drains there)")
+    assert "listener.addCallback(self.listen_success)" in run, why(
+        "daphne", ADAPTER, "listen_success no longer receives each listening port (the drain stops them listening)")
+    assert params(Server, "kill_all_applications") == ["self"], why(
+        "daphne", ADAPTER, "Server.kill_all_applications() changed signature")
+    assert "Deferred" in inspect.getsource(Server.kill_all_applications), why(
+        "daphne", ADAPTER, "kill_all_applications no longer returns a Deferred for Twisted to wait on")
+
+
+def test_daphne_server_close_takes_the_code_our_override_passes_on():
+    assert params(WebSocketProtocol, "serverClose") == ["self", "code"], why(
+        "daphne", ADAPTER, "WebSocketProtocol.serverClose(code) changed")
+    assert "self.serverClose(code=message.get(\"code\", None))" in inspect.getsource(WebSocketProtocol.handle_reply), why(
+        "daphne", ADAPTER, "handle_reply no longer closes through serverClose(code=...)")
+
+
+def test_autobahn_refuses_1012_from_send_close_but_send_close_frame_sends_it():
+    protocol, transport = autobahn_socket()
+    protocol.dataReceived(handshake_request())
+    with pytest.raises(Exception, match="invalid close code"):
+        protocol.sendClose(code=1012)  # why our serverClose goes one level down for 1012
+    transport.clear()
+    protocol.sendCloseFrame(code=1012, reasonUtf8=b"server restart", isReply=False)
+    [(opcode, payload)] = server_frames(b"\r\n\r\n" + transport.value())
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (8, 1012), why(
+        "autobahn", ADAPTER, "sendCloseFrame(code=1012) no longer sends a close frame with that code")
+    assert protocol.state == protocol.STATE_CLOSING
