@@ -43,7 +43,7 @@ ENV DJANGO_SETTINGS_MODULE=chatproject.settings \
 # throwaway: without one, settings would write a random key into the image.
 # The /srv folders are made here, owned by the app user, so fresh named volumes mounted
 # on them start with that ownership.
-RUN mkdir -p /srv/var /srv/static /srv/media /srv/tls /srv/secrets \
+RUN mkdir -p /srv/var /srv/static /srv/media /srv/tls /srv/secrets /srv/metrics \
     && DJANGO_SECRET_KEY=collectstatic-at-build-only python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R chat:chat /srv
 

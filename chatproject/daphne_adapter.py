@@ -20,6 +20,7 @@ from twisted.internet import defer, tcp
 
 from chat.protocol.codes import CLOSE_SERVICE_RESTART
 from chat.realtime.wire import RAW_SEND_EXTENSION, text_frame
+from chatproject import metrics_setup
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: f
             except Exception:  # noqa: BLE001 - whatever happens, Daphne's own shutdown follows
                 logger.exception("drain failed")
             await Server.kill_all_applications(self).asFuture(asyncio.get_running_loop())
+            metrics_setup.process_ended()
 
         def create_application(self, protocol, scope):
             if scope.get("type") != "websocket":

@@ -8,6 +8,7 @@ line arguments are passed on to Daphne.
 import os
 import sys
 
+from chatproject import metrics_setup
 from chatproject.env import env_bool, env_float
 
 DEFAULT_APP = "chatproject.asgi:application"
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     from chatproject.daphne_adapter import chat_server_class
 
     env = dict(os.environ)
+    metrics_setup.configure(env)  # before anything creates a metric
     cli = CommandLineInterface()
     cli.server_class = chat_server_class(
         compression=env_bool("CHAT_WS_COMPRESSION", True, env), max_inflated=hard_cap(env),

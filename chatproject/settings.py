@@ -193,7 +193,7 @@ X_FRAME_OPTIONS = "DENY"
 # turns it on for its HTTP port). Health checks stay reachable over plain HTTP.
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", PRODUCTION)
 SECURE_SSL_HOST = env_str("DJANGO_SSL_HOST") or None
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 if env_bool("DJANGO_BEHIND_PROXY", False):
     # nginx overwrites X-Forwarded-Proto, so clients cannot forge it.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -247,6 +247,9 @@ CHAT_RATE_LIMIT_BACKEND = env_str(
     "CHAT_RATE_LIMIT_BACKEND",
     "chat.ratelimit.redis.RedisRateLimiter" if REDIS_URL else "chat.ratelimit.memory.MemoryRateLimiter",
 )
+# /metrics: open to these networks (the scraper on the same host) or to a Bearer token.
+CHAT_METRICS_ALLOW = env_list("CHAT_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
+CHAT_METRICS_TOKEN = env_str("CHAT_METRICS_TOKEN")
 # Open sockets one user may hold across all workers; more are closed with 4429.
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 20)
 

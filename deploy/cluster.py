@@ -82,6 +82,8 @@ def process_env(workdir: Path, *, database_url: str, redis_url: str) -> dict[str
         # Production settings, but the certificate is a self-signed one for localhost:
         # no HSTS, which a browser would otherwise apply to every localhost port for a year.
         "DJANGO_HSTS_SECONDS": "0",
+        # Every worker's metrics in one directory: any worker's /metrics answers for all.
+        "CHAT_METRICS_DIR": str(workdir / "metrics"),
     }
 
 
@@ -191,6 +193,10 @@ class Cluster:
         self._children: list[subprocess.Popen] = []
 
     @property
+    def metrics_dir(self) -> Path:
+        return self.workdir / "metrics"
+
+    @property
     def origin(self) -> str:
         return f"https://localhost:{self.https_port}"
 
@@ -221,6 +227,9 @@ class Cluster:
             self._start_postgres(timeout)
             self.redis.started(timeout)
             self.manage("migrate", "--noinput", "--verbosity", "0")
+            # The workers' shared metrics start empty with the cluster (a worker restarted
+            # later keeps counting into it).
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
             for i in range(len(self.workers)):
                 self._spawn_worker(i)
             for i in range(len(self.workers)):
@@ -412,6 +421,7 @@ def _cli_start(args: argparse.Namespace) -> None:
         print(f"\n  Chat cluster ({args.workers} workers) is up at {cluster.origin}  "
               f"(self-signed certificate: accept it once)  [{time.monotonic() - started:.1f} s]\n"
               f"  Workers: {', '.join(f'http://{BIND}:{p}' for p in cluster.worker_ports)}\n"
+              f"  Metrics (Prometheus, all workers): http://{BIND}:{cluster.worker_ports[0]}/metrics\n"
               f"  Logs: {cluster.logs}\n"
               f"  Make an admin user:  make cluster-manage ARGS=createsuperuser\n"
               f"  Stop with Ctrl-C or `make cluster-stop`.\n", flush=True)

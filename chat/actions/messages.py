@@ -6,6 +6,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 
+from chat import metrics
 from chat.domain import services, uploads
 from chat.models import Room
 from chat.per_loop import PerLoop
@@ -30,6 +31,7 @@ async def message_post(*, room: Room, user: AbstractBaseUser, body: str, client_
             room=room, user=user, client_id=client_id)
         if not stored:
             log.warning("rate limited room=%s user=%s", room.slug, user.pk)
+            metrics.RATE_LIMITED.inc()
             raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)", client_id=client_id)
         answered = asyncio.get_running_loop().create_future()
         answered.set_result((stored, False))

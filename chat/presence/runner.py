@@ -5,6 +5,7 @@ import logging
 
 from django.conf import settings
 
+from chat import metrics
 from chat.actions.presence import presence_announce
 from chat.presence import get_presence_store
 
@@ -26,6 +27,8 @@ def ensure_heartbeat() -> None:
 async def heartbeat_once(store) -> int:
     """Beat once; broadcast a presence frame for every room a dead worker left. Return how many."""
     changes = await store.heartbeat()
+    if changes:
+        metrics.PRESENCE_SWEPT.inc(len(changes))
     for room, change in changes:
         await presence_announce(room=room, change=change)
     return len(changes)

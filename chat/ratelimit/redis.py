@@ -9,6 +9,7 @@ one Redis: a Redis Cluster would need them in one hash slot.
 from django.conf import settings
 from redis import asyncio as aioredis
 
+from chat import metrics
 from chat.batching import Batcher
 from chat.per_loop import PerLoop
 from chat.ratelimit.base import RateLimiter
@@ -45,7 +46,8 @@ class _Takes(Batcher[str, bool]):
         self.script = aioredis.Redis.from_url(limiter.url).register_script(TAKE)
 
     async def flush(self, keys: list[str]) -> list[bool]:
-        allowed = await self.script(keys=keys, args=[self.limiter.burst, self.limiter.rate])
+        with metrics.timed(metrics.REDIS_SECONDS.labels("rate_limit")):
+            allowed = await self.script(keys=keys, args=[self.limiter.burst, self.limiter.rate])
         return [bool(a) for a in allowed]
 
 

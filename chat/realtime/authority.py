@@ -18,6 +18,7 @@ from datetime import datetime
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from chat import metrics
 from chat.domain import auth, selectors
 from chat.per_loop import PerLoop
 from chat.protocol import codes
@@ -138,6 +139,7 @@ async def _end_all(sockets: Iterable[Endable], code: int, reason: str) -> int:
         except Exception:  # noqa: BLE001 - one socket's failure must not spare the others
             log.exception("ending a socket failed")
     if sockets:
+        metrics.AUTHORITY_ENDED.labels(str(code)).inc(len(sockets))
         log.info("authority ended %d socket(s): %s (close %s)", len(sockets), reason, code)
     return len(sockets)
 

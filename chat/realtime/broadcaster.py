@@ -1,6 +1,7 @@
 """The one way out to a room: encode each frame once and send it to the room's group."""
 
 import logging
+import time
 
 from channels.layers import get_channel_layer
 
@@ -26,7 +27,7 @@ async def room_broadcast(*, room: str, frame: outbound.Frame, skip_user: int | N
     the same text. A channel-layer failure is logged, not raised: the message is already
     stored, and clients recover it by seq.
     """
-    return await _send(room, _event(room, [outbound.encode(frame)], skip_user))
+    return await _send(room, _event(room, [outbound.encode(frame)], skip_user, kind=frame["type"]))
 
 
 async def rooms_broadcast_many(frames_by_room: dict[str, list[outbound.Frame]]) -> bool:
@@ -36,17 +37,18 @@ async def rooms_broadcast_many(frames_by_room: dict[str, list[outbound.Frame]]) 
     the rooms' events go in one channel-layer call (one round trip on Redis).
     """
     items = []
+    committed = time.time()  # the hub observes delivery latency from here
     for room, frames in frames_by_room.items():
         texts: list[str] = []
         size = 0
         for text in map(outbound.encode, frames):
             if texts and size + len(text) > BATCH_EVENT_CHARS:
-                items.append((room_group(room), _event(room, texts)))
+                items.append((room_group(room), _event(room, texts, kind="message", at=committed)))
                 texts, size = [], 0
             texts.append(text)
             size += len(text)
         if texts:
-            items.append((room_group(room), _event(room, texts)))
+            items.append((room_group(room), _event(room, texts, kind="message", at=committed)))
     layer = get_channel_layer()
     try:
         if hasattr(layer, "group_send_many"):
@@ -60,8 +62,11 @@ async def rooms_broadcast_many(frames_by_room: dict[str, list[outbound.Frame]]) 
     return True
 
 
-def _event(room: str, texts: list[str], skip_user: int | None = None) -> dict:
-    return {"type": EVENT_TYPE, "room": room, "texts": texts, "skip_user": skip_user}
+def _event(room: str, texts: list[str], skip_user: int | None = None, *, kind: str, at: float | None = None) -> dict:
+    event = {"type": EVENT_TYPE, "room": room, "texts": texts, "skip_user": skip_user, "kind": kind}
+    if at is not None:
+        event["at"] = at
+    return event
 
 
 async def _send(room: str, event: dict) -> bool:

@@ -18,6 +18,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from chat import metrics
 from chat.actions.messages import message_post
 from chat.actions.presence import presence_announce
 from chat.actions.typing import typing_relay
@@ -90,7 +91,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.accept()
         if not credentials:
             log.info("ws close 4401 room=%s: no credentials", slug)
-            return await self.close(code=codes.CLOSE_NOT_AUTHENTICATED)
+            return await self._refuse(codes.CLOSE_NOT_AUTHENTICATED)
         after_error = None
         try:
             after = inbound.parse_after(self.scope.get("query_string", b""))
@@ -101,8 +102,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # credentials are known to be good, so the handshake makes one database trip.
         hub = get_hub()
         await hub.join(slug, self)
-        opening = await database_sync_to_async(read_reconnecting_once)(
-            selectors.room_socket_open, slug=slug, credentials=credentials, after=after)
+        with metrics.timed(metrics.HANDSHAKE_DB_SECONDS):
+            opening = await database_sync_to_async(read_reconnecting_once)(
+                selectors.room_socket_open, slug=slug, credentials=credentials, after=after)
         identity = opening.identity
         user, room = identity.user, opening.room
         if room is None or not opening.allowed:
@@ -110,7 +112,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             code = (codes.CLOSE_NOT_AUTHENTICATED if not user.is_authenticated
                     else codes.CLOSE_NOT_FOUND if room is None else codes.CLOSE_FORBIDDEN)
             log.info("ws close %s room=%s user=%s", code, slug, user.pk)
-            return await self.close(code=code)
+            return await self._refuse(code)
         self.user_id, self.room, self.user = user.pk, room, user
         self.user_obj = outbound.user_obj(user_id=user.pk, username=user.get_username())
         ensure_heartbeat()
@@ -123,12 +125,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await hub.leave(room.slug, self)
             self.room = None
             log.warning("ws close 4429 room=%s user=%s: connection cap reached", room.slug, user.pk)
-            return await self.close(code=codes.CLOSE_TOO_MANY_CONNECTIONS)
+            return await self._refuse(codes.CLOSE_TOO_MANY_CONNECTIONS)
         messages, last_seq, truncated = opening.snapshot
         await self.send_frame(outbound.hello(
             user=self.user_obj, room=outbound.room_obj(slug=room.slug, name=room.name, private=room.private),
             online=change.online, messages=messages, last_seq=last_seq, truncated=truncated))
         self._ready = True
+        metrics.HANDSHAKES.labels("hello").inc()
+        metrics.SOCKETS_OPEN.labels("room").inc()
         get_socket_index().add(self, identity=identity, room=room.slug)
         backlog, self._backlog = self._backlog, None  # not used once ready
         for delivery, skip_user in backlog:
@@ -159,6 +163,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         room, self.room = self.room, None
         if room is None:
             return
+        if self._ready:
+            metrics.SOCKETS_OPEN.labels("room").dec()
         self._ready = False  # and deliveries are dropped, not backlogged
         self._backlog = None
         get_socket_index().remove(self)
@@ -179,6 +185,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         frame = None
         try:
             if bytes_data is not None:
+                metrics.FRAMES_IN.labels("binary").inc()
                 upload = self._upload_assembly().binary_frame_came(bytes_data)
                 if upload is not None:
                     await self._post(body=upload.header.body, client_id=upload.header.client_id, attachment=upload)
@@ -188,6 +195,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 if abandoned is not None:
                     await self.send_error(abandoned)
             frame = inbound.decode(text_data)
+            metrics.FRAMES_IN.labels(frame["type"]).inc()
             await getattr(self, "frame_" + frame["type"])(frame)
         except Exception as exc:  # noqa: BLE001 - every failure is an error frame, never a lost connection
             client_id = frame.get("client_id") if isinstance(frame, dict) else None
@@ -274,9 +282,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._replies.frame(frame)
         else:
             await self.send(text_data=outbound.encode(frame))
+            metrics.frame_out(frame["type"])
 
     async def send_error(self, exc: ChatError):
+        metrics.ERRORS.labels(exc.code).inc()
         await self.send_frame(outbound.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
+
+    async def _refuse(self, code: int) -> None:
+        metrics.HANDSHAKES.labels(str(code)).inc()
+        await self.close(code=code)
 
     def _reply_chain(self) -> ReplyChain:
         if self._replies is None:

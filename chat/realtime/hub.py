@@ -9,9 +9,11 @@ local members, writing the already-encoded frame straight to each socket.
 
 import asyncio
 import logging
+import time
 
 from channels.layers import get_channel_layer
 
+from chat import metrics
 from chat.per_loop import PerLoop
 from chat.realtime.authority import AUTHORITY_GROUP, get_socket_index
 from chat.realtime.authority import EVENT_TYPE as AUTHORITY_EVENT
@@ -116,6 +118,10 @@ class Hub:
                     log.exception("delivery to a member failed room=%s", event["room"])
                     continue
                 count += 1
+        if count:
+            metrics.frame_out(event.get("kind", "event"), count * len(event["texts"]))
+            if "at" in event:
+                metrics.DELIVERY_SECONDS.observe(time.time() - event["at"])
         return count
 
     async def _read_forever(self) -> None:

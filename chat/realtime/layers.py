@@ -19,6 +19,8 @@ import time
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from chat import metrics
+
 
 class LocalChannelLayer(InMemoryChannelLayer):
     """In-memory layer: expired messages swept at most once a second, group memberships kept."""
@@ -63,6 +65,11 @@ class RedisPubSubLayer(RedisPubSubChannelLayer):
         for group, message in items:
             channel = layer._get_group_channel_name(group)
             by_shard.setdefault(layer._get_shard(channel), []).append((channel, self.serialize(message)))
+        with metrics.timed(metrics.REDIS_SECONDS.labels("publish")):
+            await self._publish(by_shard)
+
+    @staticmethod
+    async def _publish(by_shard: dict) -> None:
         for shard, published in by_shard.items():
             async with shard._lock:
                 shard._ensure_redis()

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from django.db import DatabaseError
 
+from chat import metrics
 from chat.protocol import outbound
 from chat.protocol.errors import ChatError
 
@@ -27,7 +28,9 @@ PIPELINE_MAX = 32
 def error_frame(exc: BaseException, *, client_id: str | None, room: str | None) -> outbound.Frame:
     """Return the error frame that answers a frame which raised exc (a refusal, or a failure behind it)."""
     if isinstance(exc, ChatError):
+        metrics.ERRORS.labels(exc.code).inc()
         return outbound.error(code=exc.code, detail=exc.detail, client_id=exc.client_id or client_id)
+    metrics.ERRORS.labels("unavailable").inc()
     if isinstance(exc, DatabaseError):
         log.error("database error in room=%s", room, exc_info=exc)
         return outbound.error(code="unavailable", detail="the database is unavailable; nothing was stored",
@@ -64,6 +67,7 @@ class ReplyChain:
             self._items.append(frame)
             return
         await self.send(outbound.encode(frame))
+        metrics.frame_out(frame["type"])
 
     async def wait_for_space(self) -> None:
         """Return once fewer than PIPELINE_MAX messages of this socket wait for their answer."""
@@ -92,6 +96,7 @@ class ReplyChain:
                 frame, close = await self._answer_frame(*entry)
             try:
                 await self.send(outbound.encode(frame))
+                metrics.frame_out(frame["type"])
                 if close:
                     await self.close_gone()
             except Exception:  # noqa: BLE001 - the socket went away; later replies still pop

@@ -20,6 +20,7 @@ import psycopg
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, DataError, IntegrityError, connection
 
+from chat import metrics
 from chat.batching import Batcher
 from chat.domain import services
 from chat.protocol import outbound
@@ -38,10 +39,12 @@ class MessageWriter(Batcher[services.MessageDraft, tuple[outbound.Frame, bool]])
         self._pg: psycopg.AsyncConnection | None = None
 
     async def flush(self, drafts: list[services.MessageDraft]) -> list[tuple[outbound.Frame, bool] | Exception]:
-        if connection.vendor == "postgresql" and all(d.attachment is None for d in drafts):
-            results = await self._store_on_loop(drafts)
-        else:
-            results = await database_sync_to_async(store)(drafts)
+        metrics.BATCH_SIZE.observe(len(drafts))
+        with metrics.timed(metrics.COMMIT_SECONDS):
+            if connection.vendor == "postgresql" and all(d.attachment is None for d in drafts):
+                results = await self._store_on_loop(drafts)
+            else:
+                results = await database_sync_to_async(store)(drafts)
         # New messages go to the hook per room in seq order, before any ack; a failed
         # broadcast is logged there and the acks stand (rooms recover by seq).
         by_room: dict[str, list[outbound.Frame]] = {}
@@ -49,6 +52,7 @@ class MessageWriter(Batcher[services.MessageDraft, tuple[outbound.Frame, bool]])
             if not isinstance(result, Exception) and result[1]:
                 by_room.setdefault(draft.room.slug, []).append(result[0])
         if by_room:
+            metrics.MESSAGES_STORED.inc(sum(map(len, by_room.values())))
             await self.after_commit(by_room)
         return results
 

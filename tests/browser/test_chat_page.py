@@ -118,3 +118,18 @@ def test_newcomer_signs_up_creates_a_room_and_history_survives_a_restart(person,
     page.reload()
     carol.wait_connected()
     assert carol.message_bodies() == ["before the restart", "written while offline"]
+
+
+def test_logging_out_in_another_tab_sends_this_tab_to_the_login_page(person, server):
+    alice = person("tab-alice")
+    alice.login()
+    alice.enter_room("lobby")
+    other_tab = alice.context.new_page()  # same browser, same session
+    other_tab.goto("/")
+    other_tab.click("text=Log out")
+    other_tab.wait_for_url(lambda url: "/accounts/login/" in url)
+    # The first tab's socket was closed with 4401 by the server: the page goes to the login screen.
+    alice.page.wait_for_url(lambda url: "/accounts/login/" in url and "next=%2Frooms%2Flobby%2F" in url,
+                            timeout=10_000)
+    expect(alice.page.locator("input[name=username]")).to_be_visible()
+    alice.page.screenshot(path=str(server.workdir / "after-logout.png"))

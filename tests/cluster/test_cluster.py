@@ -414,3 +414,28 @@ async def test_sigterm_under_load_loses_no_acknowledged_message_and_clients_come
     lost = {cid: seq for cid, seq in acked.items() if stored.get(cid) != seq}
     assert not lost, lost
     print(f"SIGTERM: {len(closes)} x 1012, all back within {max(back_after.values()):.3f} s, {len(acked)} acks, none lost")
+
+
+async def test_one_workers_metrics_count_the_messages_every_worker_stored(deployment):
+    """Multi-process mode: the workers share CHAT_METRICS_DIR, so a scrape of either answers for both."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def stored(i: int) -> float:
+        url = f"http://127.0.0.1:{deployment.cluster.worker_ports[i]}/metrics"
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"}),
+                                    timeout=10) as response:
+            text = response.read().decode()
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "chat_messages_stored_total")
+
+    alice = deployment.user("alice")
+    slug = deployment.room(alice)
+    before = stored(0)
+    async with ws_connect(deployment.worker_url(1, f"/ws/rooms/{slug}/"), token=alice["token"]) as ws:
+        await recv_json(ws)
+        for n in range(3):
+            await ws.send(json.dumps({"type": "message", "body": f"counted {n}", "client_id": f"metric-{n}"}))
+            await recv_type(ws, "ack")
+    assert stored(0) == before + 3 == stored(1)

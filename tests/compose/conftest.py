@@ -150,6 +150,7 @@ def stack(docker_engine, tmp_path_factory):
         **clean, **docker_engine.env, **images,
         "CHAT_HTTPS_PORT": str(free_port()),
         "CHAT_HTTP_PORT": str(free_port()),
+        "CHAT_METRICS_PORT": str(free_port()),
         "CHAT_WEB_IMAGE": "chat-web:compose-tier",
         "CHAT_BUILD_CA_CERTS": _build_ca_certs(),
         "COMPOSE_HTTP_TIMEOUT": "300",

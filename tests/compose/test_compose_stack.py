@@ -152,6 +152,22 @@ async def test_an_upload_on_one_replica_downloads_from_another(stack):
     assert uploaded_on != downloaded_from
 
 
+def test_metrics_of_every_replica_on_the_hosts_metrics_port_and_not_on_the_public_one(stack):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{stack.env['CHAT_METRICS_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    # The chat so far (two users, an upload) went through several replicas; one scrape counts it all.
+    assert samples[("chat_messages_stored_total", ())] >= 3
+    assert samples[("chat_handshakes_total", (("outcome", "hello"),))] >= 3
+    with pytest.raises(urllib.error.HTTPError) as public:
+        urllib.request.urlopen(f"{stack.origin}/metrics", context=stack.ssl, timeout=10)
+    assert public.value.code == 403
+
+
 async def test_after_recovery_when_a_web_container_is_killed_and_it_restarts_by_itself(stack):
     alice, bob, slug = KEPT["alice"], KEPT["bob"], KEPT["slug"]
     path = f"/ws/rooms/{slug}/"
