@@ -8,7 +8,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.clients import http_json, recv_json, recv_type, ws_connect
+from tests.support.clients import http_json, login_through_page, recv_json, recv_type, room_messages_all, ws_connect
 
 pytestmark = pytest.mark.cluster
 
@@ -70,18 +70,8 @@ async def test_fifty_concurrent_senders_over_both_workers_get_gap_free_seqs(depl
     acks = await asyncio.gather(*(chat(i, u) for i, u in enumerate(senders)))
     total = 50 * per_sender
     assert sorted(seq for per in acks for seq in per) == list(range(1, total + 1))
-    stored = []
-    after = 0
-    while True:
-        status, page = http_json(
-            "GET", f"{deployment.cluster.origin}/api/rooms/{slug}/messages/?after={after}&limit=100",
-            token=owner["token"], ssl_context=deployment.ssl,
-        )
-        assert status == 200
-        stored += [m["seq"] for m in page["messages"]]
-        if not page["has_more"]:
-            break
-        after = stored[-1]
+    stored = [m["seq"] for m in room_messages_all(deployment.cluster.origin, slug, token=owner["token"],
+                                                  ssl_context=deployment.ssl)]
     assert stored == list(range(1, total + 1))
 
 
@@ -223,30 +213,10 @@ def _worker_request(deployment, i: int, method: str, path: str, *, headers=None,
 def _login_on_worker(deployment, i: int, username: str) -> tuple[str, str]:
     """Log in through worker i's login page; return (sessionid, csrftoken)."""
     import http.client
-    import re
-    from http.cookies import SimpleCookie
 
     conn = http.client.HTTPConnection("127.0.0.1", deployment.cluster.worker_ports[i], timeout=10)
-    base = {"Host": f"localhost:{deployment.cluster.https_port}", "X-Forwarded-Proto": "https"}
-    conn.request("GET", "/accounts/login/", headers=base)
-    page = conn.getresponse()
-    body = page.read().decode()
-    cookies = SimpleCookie()
-    for header in page.headers.get_all("Set-Cookie"):
-        cookies.load(header)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1)
-    origin = deployment.cluster.origin
-    conn.request("POST", "/accounts/login/", body=f"username={username}&password=cluster-pass-phrase-1"
-                 f"&csrfmiddlewaretoken={token}", headers={
-                     **base, "Content-Type": "application/x-www-form-urlencoded", "Origin": origin,
-                     "Referer": origin + "/accounts/login/", "Cookie": f"csrftoken={cookies['csrftoken'].value}"})
-    response = conn.getresponse()
-    response.read()
-    assert response.status == 302, response.status
-    for header in response.headers.get_all("Set-Cookie"):
-        cookies.load(header)
-    conn.close()
-    return cookies["sessionid"].value, cookies["csrftoken"].value
+    return login_through_page(conn, deployment.cluster.origin, username, "cluster-pass-phrase-1", headers={
+        "Host": f"localhost:{deployment.cluster.https_port}", "X-Forwarded-Proto": "https"})
 
 
 async def _closed_within(ws, seconds: float) -> tuple[int, float]:
@@ -401,16 +371,8 @@ async def test_sigterm_under_load_loses_no_acknowledged_message_and_clients_come
     deployment.cluster.start_worker(0)
     assert closes == [1012] * len(senders), closes
     assert len(back_after) == len(senders) and max(back_after.values()) < 2, back_after
-    stored = {}
-    after = 0
-    while True:
-        status, page = http_json("GET", f"{deployment.cluster.origin}/api/rooms/{slug}/messages/?after={after}&limit=100",
-                                 token=owner["token"], ssl_context=deployment.ssl)
-        assert status == 200
-        stored.update({m["client_id"]: m["seq"] for m in page["messages"]})
-        if not page["has_more"]:
-            break
-        after = page["messages"][-1]["seq"]
+    stored = {m["client_id"]: m["seq"] for m in room_messages_all(
+        deployment.cluster.origin, slug, token=owner["token"], ssl_context=deployment.ssl)}
     lost = {cid: seq for cid, seq in acked.items() if stored.get(cid) != seq}
     assert not lost, lost
     print(f"SIGTERM: {len(closes)} x 1012, all back within {max(back_after.values()):.3f} s, {len(acked)} acks, none lost")

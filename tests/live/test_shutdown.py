@@ -8,7 +8,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.clients import http_json, ws_connect
+from tests.support.clients import room_messages_all, ws_connect
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.live
@@ -72,18 +72,8 @@ async def test_sigterm_answers_what_was_read_then_closes_every_socket_with_1012(
     # Every acknowledged message is stored, under the seq its ack gave.
     server.start()
     try:
-        status, page = http_json("GET", f"{server.origin}/api/rooms/lobby/messages/?after=0&limit=100",
-                                 token=users[0]["token"], ssl_context=server.ssl_context())
-        stored = {}
-        after = 0
-        while True:
-            assert status == 200
-            stored.update({m["client_id"]: m["seq"] for m in page["messages"]})
-            if not page["has_more"]:
-                break
-            after = page["messages"][-1]["seq"]
-            status, page = http_json("GET", f"{server.origin}/api/rooms/lobby/messages/?after={after}&limit=100",
-                                     token=users[0]["token"], ssl_context=server.ssl_context())
+        stored = {m["client_id"]: m["seq"] for m in room_messages_all(
+            server.origin, "lobby", token=users[0]["token"], ssl_context=server.ssl_context())}
     finally:
         server.stop()
     assert acked and all(stored.get(cid) == seq for cid, seq in acked.items())

@@ -59,35 +59,47 @@ def http_json(method: str, url: str, *, token: str, body: dict | None = None, ss
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def https_login(origin: str, username: str, password: str, *, ssl_context: ssl.SSLContext,
-                user_agent: str = "tests") -> str:
-    """Log in through the real login page over TLS; return the session cookie."""
-    url = urlsplit(origin)
-    conn = http.client.HTTPSConnection(url.hostname, url.port, context=ssl_context, timeout=10)
-    conn.request("GET", "/accounts/login/", headers={"User-Agent": user_agent})
+def login_through_page(conn: http.client.HTTPConnection, origin: str, username: str, password: str, *,
+                       headers: dict | None = None) -> tuple[str, str]:
+    """Log in through the real login page on conn; return (sessionid, csrftoken)."""
+    base = headers or {}
+    conn.request("GET", "/accounts/login/", headers=base)
     page = conn.getresponse()
     body = page.read().decode()
     cookies = SimpleCookie()
     for header in page.headers.get_all("Set-Cookie"):
         cookies.load(header)
     csrf_form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1)
-    form = f"username={username}&password={password}&csrfmiddlewaretoken={csrf_form}"
-    conn.request(
-        "POST",
-        "/accounts/login/",
-        body=form,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": f"csrftoken={cookies['csrftoken'].value}",
-            "Origin": origin,
-            "Referer": origin + "/accounts/login/",
-            "User-Agent": user_agent,
-        },
-    )
+    conn.request("POST", "/accounts/login/", body=f"username={username}&password={password}&csrfmiddlewaretoken={csrf_form}",
+                 headers={**base, "Content-Type": "application/x-www-form-urlencoded",
+                          "Cookie": f"csrftoken={cookies['csrftoken'].value}", "Origin": origin,
+                          "Referer": origin + "/accounts/login/"})
     response = conn.getresponse()
     response.read()
     assert response.status == 302, response.status
     for header in response.headers.get_all("Set-Cookie"):
         cookies.load(header)
     conn.close()
-    return cookies["sessionid"].value
+    return cookies["sessionid"].value, cookies["csrftoken"].value
+
+
+def https_login(origin: str, username: str, password: str, *, ssl_context: ssl.SSLContext,
+                user_agent: str = "tests") -> str:
+    """Log in through the real login page over TLS; return the session cookie."""
+    url = urlsplit(origin)
+    conn = http.client.HTTPSConnection(url.hostname, url.port, context=ssl_context, timeout=10)
+    return login_through_page(conn, origin, username, password, headers={"User-Agent": user_agent})[0]
+
+
+def room_messages_all(origin: str, slug: str, *, token: str, ssl_context=None) -> list[dict]:
+    """Every stored message of a room, oldest first, paged through the HTTP API."""
+    messages: list[dict] = []
+    after = 0
+    while True:
+        status, page = http_json("GET", f"{origin}/api/rooms/{slug}/messages/?after={after}&limit=100", token=token,
+                                 ssl_context=ssl_context)
+        assert status == 200, page
+        messages += page["messages"]
+        if not page["has_more"]:
+            return messages
+        after = messages[-1]["seq"]
