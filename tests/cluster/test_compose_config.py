@@ -101,9 +101,10 @@ def test_web_starts_after_migrations_and_redis(config):
 def test_nginx_publishes_https_on_loopback_by_default(config):
     ports = config["services"]["nginx"]["ports"]
     published = {p if isinstance(p, str) else f"{p.get('host_ip')}:{p['published']}:{p['target']}/tcp" for p in ports}
-    assert published == {"127.0.0.1:8443:443/tcp", "127.0.0.1:8080:80/tcp"}
+    assert published == {"127.0.0.1:8443:443/tcp", "127.0.0.1:8080:80/tcp", "127.0.0.1:9090:9090/tcp"}
     everywhere = yaml.safe_load(compose_config(CHAT_PUBLISH_ADDRESS="0.0.0.0").stdout)
     assert "0.0.0.0:8443:443/tcp" in everywhere["services"]["nginx"]["ports"]
+    assert "127.0.0.1:9090:9090/tcp" in everywhere["services"]["nginx"]["ports"]  # metrics stay on loopback
 
 
 def test_compose_nginx_proxies_websockets_with_upgrade_headers(nginx_files):

@@ -63,14 +63,18 @@ async def send_until_acked(ws, body: str, client_id: str, attempts: int = 20) ->
     raise AssertionError(f"{client_id} never acknowledged")
 
 
-def replica_with_connection(stack) -> str:
-    """The one web container holding an open connection from nginx (earlier sockets may still be closing)."""
+def connections_by_replica(stack) -> dict[str, int]:
+    return {c: stack.established_to(c) for c in stack.containers("web")}
+
+
+def replica_that_gained_a_connection(stack, before: dict[str, int]) -> str:
+    """The one web container holding one more connection from nginx than before (others may be closing)."""
     deadline = time.monotonic() + 10
     while True:
-        holders = [c for c in stack.containers("web") if stack.established_to(c)]
-        if len(holders) == 1:
-            return holders[0]
-        assert time.monotonic() < deadline, f"expected one replica with a connection, found {holders}"
+        gained = [c for c, n in connections_by_replica(stack).items() if n > before.get(c, 0)]
+        if len(gained) == 1:
+            return gained[0]
+        assert time.monotonic() < deadline, f"expected one replica to gain a connection, found {gained}"
         time.sleep(0.2)
 
 
@@ -171,9 +175,10 @@ def test_metrics_of_every_replica_on_the_hosts_metrics_port_and_not_on_the_publi
 async def test_after_recovery_when_a_web_container_is_killed_and_it_restarts_by_itself(stack):
     alice, bob, slug = KEPT["alice"], KEPT["bob"], KEPT["slug"]
     path = f"/ws/rooms/{slug}/"
+    before = connections_by_replica(stack)
     async with wss(stack, path, agent="tier-victim", token=alice["token"]) as victim:
         seen = (await recv_json(victim))["last_seq"]
-        victim_container = replica_with_connection(stack)
+        victim_container = replica_that_gained_a_connection(stack, before)
         async with wss(stack, path, agent="tier-survivor", token=bob["token"]) as survivor:
             await recv_json(survivor)
             restarts = stack.kill_main_process(victim_container)
