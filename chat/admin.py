@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 
 from chat.actions import authority
+from chat.actions.messages import messages_moderate_delete
 from chat.domain import services
 from chat.models import ApiToken, Attachment, Membership, Message, Room
 
@@ -36,7 +37,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["room"]
     search_fields = ["body", "user__username"]
     list_select_related = ["room", "user"]
-    readonly_fields = ["room", "seq", "user", "client_id", "created"]
+    readonly_fields = ["room", "seq", "user", "body", "client_id", "created", "version", "edited", "deleted"]
     inlines = [AttachmentInline]
     date_hierarchy = "created"
 
@@ -45,10 +46,11 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request, obj):
-        services.messages_delete(message_ids=[obj.pk])
+        # A moderator's delete is the socket's: the body emptied, the file removed, the seq kept, every page told.
+        messages_moderate_delete(message_ids=[obj.pk], actor=request.user)
 
     def delete_queryset(self, request, queryset):
-        services.messages_delete(message_ids=list(queryset.values_list("pk", flat=True)))
+        messages_moderate_delete(message_ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
 
     @admin.display(description="body")
     def short_body(self, obj):

@@ -2,8 +2,9 @@
 
 Authenticates with a token (--token or CHAT_TOKEN), or fetches one with --username and
 a password (--password or CHAT_PASSWORD). Prints every message of the room as
-`[seq] user: body`, sends each line read from stdin, and reconnects with ?after= when the
-connection drops. At the end of stdin it waits for the server to acknowledge what it
+`[seq] user: body`, sends each line read from stdin (`/edit <seq> <text>` and `/delete <seq>`
+change a message), and reconnects with ?after= and ?since= when the connection drops, so
+edits and deletions made meanwhile are shown too. At the end of stdin it waits for the server to acknowledge what it
 sent, then exits.
 """
 
@@ -42,10 +43,12 @@ def fetch_token(args, context) -> str:
         return json.loads(response.read())["token"]
 
 
-def socket_url(base: str, room: str, after: int | None) -> str:
+def socket_url(base: str, room: str, after: int | None, since: int | None = None) -> str:
     parts = urlsplit(base)
     scheme = "wss" if parts.scheme == "https" else "ws"
     query = f"after={after}" if after is not None else ""
+    if after is not None and since is not None:
+        query += f"&since={since}"  # and every edit or deletion since the newest version seen
     return urlunsplit((scheme, parts.netloc, f"/ws/rooms/{room}/", query, ""))
 
 
@@ -53,39 +56,71 @@ class Client:
     def __init__(self, args, token: str, context):
         self.args, self.token, self.context = args, token, context
         self.highest: int | None = None
-        self.seen: set[int] = set()
-        self.unacked: dict[str, str] = {}  # client_id -> body, resent after a reconnect
+        self.version: int | None = None  # the room's newest version seen: edits and deletions since come back
+        self.seen: dict[int, tuple[int, int]] = {}  # seq -> (message id, version shown)
+        self.unacked: dict[str, dict] = {}  # client_id -> frame, resent after a reconnect
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self.stdin_done = False
         self.ws = None
         self.last_close: int | None = None  # the close code of the last connection, when it was not final
+        self.welcomed = asyncio.Event()  # the first hello came: `/edit <seq>` can name what it showed
 
     def show(self, message: dict) -> None:
-        if message["seq"] in self.seen:
+        seq, version = message["seq"], message.get("version", 0)
+        self.version = max(self.version or 0, version)
+        known = self.seen.get(seq)
+        if known is not None and known[1] >= version:
             return
-        self.seen.add(message["seq"])
-        self.highest = max(self.highest or 0, message["seq"])
-        line = f"[{message['seq']}] {message['user']['username']}: {message['body']}"
+        self.seen[seq] = (message["id"], version)
+        self.highest = max(self.highest or 0, seq)
+        if message.get("deleted"):
+            line = f"[{seq}] {message['user']['username']}: (message deleted)"
+        else:
+            line = f"[{seq}] {message['user']['username']}: {message['body']}"
+            if message.get("edited"):
+                line += " (edited)"
         if message.get("attachment"):
             line += f" [file {message['attachment']['name']}]"
         print(line, flush=True)
 
+    def frame_for(self, line: str) -> dict | None:
+        """The frame a line of input asks for: a message, or `/edit <seq> <text>`, `/delete <seq>`."""
+        command, _, rest = line.partition(" ")
+        if command not in ("/edit", "/delete"):
+            return {"type": "message", "body": line}
+        seq_text, _, text = rest.strip().partition(" ")
+        known = self.seen.get(int(seq_text)) if seq_text.isdigit() else None
+        if known is None:
+            print(f"! {command} needs the seq of a message shown here, as in `{command} 12"
+                  f"{' new text' if command == '/edit' else ''}`", file=sys.stderr, flush=True)
+            return None
+        if command == "/delete":
+            return {"type": "delete", "id": known[0]}
+        if not text.strip():
+            print("! /edit needs the new text after the seq", file=sys.stderr, flush=True)
+            return None
+        return {"type": "edit", "id": known[0], "body": text}
+
     async def read_stdin(self) -> None:
         loop = asyncio.get_running_loop()
+        await self.welcomed.wait()
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:
                 break
             if line.strip():
+                frame = self.frame_for(line.rstrip("\n"))
+                if frame is None:
+                    continue
                 client_id = uuid.uuid4().hex
-                self.unacked[client_id] = line.rstrip("\n")
+                self.unacked[client_id] = {**frame, "client_id": client_id}
                 await self.outbox.put(client_id)
         self.stdin_done = True
         await self.outbox.put(None)
 
     async def pump_outbox(self, ws) -> None:
-        for client_id, body in list(self.unacked.items()):
-            await ws.send(json.dumps({"type": "message", "body": body, "client_id": client_id}))
+        for frame in list(self.unacked.values()):
+            await ws.send(json.dumps(frame))
         while True:
             client_id = await self.outbox.get()
             if client_id is None:
@@ -94,14 +129,14 @@ class Client:
                     return
                 continue
             if client_id in self.unacked:
-                await ws.send(json.dumps({"type": "message", "body": self.unacked[client_id], "client_id": client_id}))
+                await ws.send(json.dumps(self.unacked[client_id]))
 
     async def session(self) -> int | None:
         """Run one connection; return a final close code, or None to reconnect."""
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        url = socket_url(self.args.url, self.args.room, self.highest)
+        url = socket_url(self.args.url, self.args.room, self.highest, self.version)
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
             async with connect(url, ssl=self.context, additional_headers=headers, open_timeout=15) as ws:
@@ -113,6 +148,10 @@ class Client:
                         if kind == "hello":
                             for message in frame["messages"]:
                                 self.show(message)
+                            if not frame.get("truncated") and self.highest is not None:
+                                # Everything up to the room's version is here now (a truncated hello is not).
+                                self.version = max(self.version or 0, frame.get("last_version", 0))
+                            self.welcomed.set()
                         elif kind == "message":
                             self.show(frame)
                         elif kind == "ack":

@@ -14,6 +14,9 @@ class Room(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     # The seq of the newest message; bumped under a row lock when a message is stored.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # The version of the newest change to the room's messages (a new message, an edit, a
+    # deletion); bumped under the same row lock, so versions are gapless in commit order too.
+    last_version = models.PositiveBigIntegerField(default=0, editable=False)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms", blank=True
     )
@@ -44,9 +47,14 @@ class Message(models.Model):
     body = models.TextField(blank=True)
     client_id = models.CharField(max_length=64, null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The room's version of this message's latest change (its creation, edit or deletion).
+    version = models.PositiveBigIntegerField(default=0)
+    edited = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False, db_default=False)  # the hot INSERTs leave it to the database
 
     class Meta:
         ordering = ["room", "seq"]
+        indexes = [models.Index(fields=["room", "version"], name="chat_message_room_version")]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq_unique"),
             models.UniqueConstraint(

@@ -228,6 +228,8 @@ CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000)
 # The `history` frame and GET .../messages/: `limit` at most 100, 50 when absent (protocol sections 1, 3).
 CHAT_HISTORY_MAX = 100
 CHAT_HISTORY_DEFAULT = 50
+# Seconds after posting in which the author may edit a message (protocol section 10); 0: no edits.
+CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 3600)
 CHAT_TYPING_MIN_INTERVAL = env_float("CHAT_TYPING_MIN_INTERVAL", 1.0)
 # A worker that stops heartbeating for CHAT_PRESENCE_TTL seconds is presumed dead; the
 # survivors sweep its connections on their next heartbeat (every CHAT_PRESENCE_HEARTBEAT).

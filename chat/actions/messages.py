@@ -5,10 +5,11 @@ import logging
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
 from chat import metrics
 from chat.domain import services, uploads
-from chat.models import Room
+from chat.models import Message, Room
 from chat.per_loop import PerLoop
 from chat.protocol import outbound
 from chat.protocol.errors import ChatError
@@ -40,9 +41,41 @@ async def message_post(*, room: Room, user: AbstractBaseUser, body: str, client_
     return _writers.get().submit(draft)
 
 
+async def message_change(*, room: Room, user: AbstractBaseUser, message_id: object, body: str | None,
+                         client_id: str | None) -> outbound.Frame:
+    """Edit (body given) or delete (body None) a message, then tell the room its new state; return that frame.
+
+    An edit or a deletion takes a rate-limit token like a message.
+    """
+    if not await get_rate_limiter().take(f"{room.slug}:{user.pk}"):
+        metrics.RATE_LIMITED.inc()
+        raise ChatError("rate_limited", "too many changes; slow down (nothing was changed)", client_id=client_id)
+    try:
+        frame = await database_sync_to_async(services.message_change)(
+            room=room, actor=user, message_id=message_id, body=body)
+    except ChatError as exc:
+        exc.client_id = exc.client_id or client_id
+        raise
+    await broadcaster.room_broadcast(room=room.slug, frame=frame)
+    return frame
+
+
 async def messages_committed(frames_by_room: dict[str, list[outbound.Frame]]) -> None:
     """Tell each room its newly committed messages, in seq order (the writer calls it before the acks)."""
     await broadcaster.rooms_broadcast_many(frames_by_room)
 
 
 _writers = PerLoop(lambda: MessageWriter(after_commit=messages_committed))
+
+
+def messages_moderate_delete(*, message_ids: list[int], actor: AbstractBaseUser) -> int:
+    """Delete messages as a moderator (the admin): each as the socket's `delete` does, told to its room; return how many."""
+    from asgiref.sync import async_to_sync
+
+    deleted = 0
+    for message in Message.objects.filter(pk__in=message_ids, deleted=False).select_related("room"):
+        frame = services.message_change(room=message.room, actor=actor, message_id=message.pk, body=None)
+        deleted += 1
+        transaction.on_commit(lambda room=message.room.slug, frame=frame: async_to_sync(broadcaster.room_broadcast)(
+            room=room, frame=frame))
+    return deleted

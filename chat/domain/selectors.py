@@ -45,11 +45,12 @@ class RoomOpening:
     identity: auth.Identity
     room: Room | None = None  # None: no such room (or the user is not authenticated)
     allowed: bool = False
-    # (messages for hello, last_seq, truncated); only when allowed
-    snapshot: tuple[list[outbound.Frame], int, bool] | None = None
+    # (messages for hello, last_seq, last_version, truncated); only when allowed
+    snapshot: tuple[list[outbound.Frame], int, int, bool] | None = None
 
 
-def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | None) -> RoomOpening:
+def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | None,
+                     since: int | None = None) -> RoomOpening:
     """Authenticate, find the room, check access and take hello's snapshot: one trip to the database thread."""
     identity = auth.authenticate(credentials)
     user = identity.user
@@ -61,17 +62,18 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
     room, allowed = found
     if not allowed:
         return RoomOpening(identity=identity, room=room)
-    # last_seq comes from the room row, read before the messages: it never exceeds them.
-    last_seq = room.last_seq
-    if last_seq == 0 or (after is not None and after >= last_seq):
+    # last_seq and last_version come from the room row, read before the messages: they never
+    # exceed what the messages hold.
+    last_seq, last_version = room.last_seq, room.last_version
+    if after is None:
+        messages, _ = message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST) if last_seq else ([], False)
+        snapshot = (messages, last_seq, last_version, False)
+    elif after >= last_seq and (since is None or since >= last_version):
         # Nothing to send; anything committed from now on arrives through the hub.
-        snapshot = ([], last_seq, False)
-    elif after is None:
-        messages, _ = message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST)
-        snapshot = (messages, last_seq, False)
+        snapshot = ([], last_seq, last_version, False)
     else:
-        messages, more = message_list_after(room=room, after=after, limit=settings.CHAT_RECOVERY_MAX)
-        snapshot = (messages, last_seq, more)
+        messages, more = message_list_after(room=room, after=after, since=since, limit=settings.CHAT_RECOVERY_MAX)
+        snapshot = (messages, last_seq, last_version, more)
     return RoomOpening(identity=identity, room=room, allowed=True, snapshot=snapshot)
 
 
@@ -114,6 +116,9 @@ def message_to_frame(message: Message, *, room_slug: str) -> outbound.Frame:
         created=message.created,
         client_id=message.client_id,
         attachment=attachment_obj(attachment, room_slug=room_slug) if attachment else None,
+        version=message.version,
+        edited=message.edited,
+        deleted=message.deleted,
     )
 
 
@@ -143,10 +148,16 @@ def message_list_before(*, room: Room, before: int, limit: int) -> tuple[list[ou
 
 
 def message_list_after(
-    *, room: Room, after: int, limit: int, before: int | None = None
+    *, room: Room, after: int, limit: int, before: int | None = None, since: int | None = None
 ) -> tuple[list[outbound.Frame], bool]:
-    """Return the oldest `limit` messages with seq > after (and < before), and whether newer ones exist."""
+    """Return the oldest `limit` messages with seq > after (and < before), and whether more exist.
+
+    With since, older messages changed after that version (edited or deleted) come too, so a
+    client that was away sees every change it missed; all oldest seq first.
+    """
     filters = Q(seq__gt=after)
+    if since is not None:
+        filters |= Q(version__gt=since)
     if before is not None:
         filters &= Q(seq__lt=before)
     return _page(room=room, filters=filters, newest_first=False, limit=limit)

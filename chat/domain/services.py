@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from chat.domain import selectors, uploads
-from chat.models import ApiToken, Membership, Message, Room
+from chat.models import ApiToken, Attachment, Membership, Message, Room
 from chat.protocol import outbound
 from chat.protocol.errors import ChatError
 from chat.store import queries
@@ -30,12 +31,12 @@ def message_stored_frame(*, room: Room, user: AbstractBaseUser, client_id: str) 
     return selectors.message_to_frame(existing, room_slug=room.slug) if existing else None
 
 
-def _seq_take(*, room_id: int, count: int = 1) -> int:
-    """Bump the room's last_seq by count and return it; the UPDATE holds the row lock until commit."""
-    seq = queries.seq_bump(room_id=room_id, count=count)
-    if seq is None:
+def _seq_take(*, room_id: int, count: int = 1) -> tuple[int, int]:
+    """Bump the room's last_seq and last_version by count and return both; the UPDATE holds the row lock until commit."""
+    taken = queries.seq_bump(room_id=room_id, count=count)
+    if taken is None:
         raise ChatError("not_found", "the room no longer exists")
-    return seq
+    return taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class _Batch:
         self.groups = {room_id: [(drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in indexes]
                        for room_id, indexes in self.fresh.items()}
 
-    def results(self, stored: dict[int, list[tuple[int, int]]]) -> list:
+    def results(self, stored: dict[int, list[tuple[int, int, int]]]) -> list:
         results: list = [None] * len(self.drafts)
         for room_id, indexes in self.fresh.items():
             rows = stored.get(room_id)
@@ -100,18 +101,20 @@ class _Batch:
                 if rows is None:
                     results[i] = ChatError("not_found", "the room no longer exists")
                 else:
-                    message_id, seq = rows[n]
-                    results[i] = (_message_frame(self.drafts[i], message_id=message_id, seq=seq,
+                    message_id, seq, version = rows[n]
+                    results[i] = (_message_frame(self.drafts[i], message_id=message_id, seq=seq, version=version,
                                                  created=self.created), True)
         for i, first in self.repeats:
             results[i] = results[first] if isinstance(results[first], ChatError) else (results[first][0], False)
         return results
 
 
-def _message_frame(d: MessageDraft, *, message_id: int, seq: int, created, attachment=None) -> outbound.Frame:
+def _message_frame(d: MessageDraft, *, message_id: int, seq: int, version: int, created,
+                   attachment=None) -> outbound.Frame:
     return outbound.message_obj(
         message_id=message_id,
         seq=seq,
+        version=version,
         room=d.room.slug,
         user=outbound.user_obj(user_id=d.user.pk, username=d.user.get_username()),
         body=d.body,
@@ -148,14 +151,15 @@ def message_create(
             ):
                 uploads.attachment_discard(saved)
                 return message_stored_frame(room=room, user=user, client_id=client_id), False
-            seq = _seq_take(room_id=room.pk)
+            seq, version = _seq_take(room_id=room.pk)
             message_id = queries.message_insert(
-                room_id=room.pk, seq=seq, user_id=user.pk, body=body, client_id=client_id, created=created
+                room_id=room.pk, seq=seq, version=version, user_id=user.pk, body=body, client_id=client_id,
+                created=created,
             )
             stored = None
             if saved:
-                message = Message(id=message_id, room_id=room.pk, seq=seq, user_id=user.pk, body=body,
-                                  client_id=client_id, created=created)
+                message = Message(id=message_id, room_id=room.pk, seq=seq, version=version, user_id=user.pk,
+                                  body=body, client_id=client_id, created=created)
                 stored = uploads.attachment_create(message=message, upload=attachment, saved=saved)
     except IntegrityError:
         uploads.attachment_discard(saved)
@@ -169,7 +173,48 @@ def message_create(
         raise
     draft = MessageDraft(room=room, user=user, body=body, client_id=client_id)
     attachment_frame = selectors.attachment_obj(stored, room_slug=room.slug) if stored else None
-    return _message_frame(draft, message_id=message_id, seq=seq, created=created, attachment=attachment_frame), True
+    return _message_frame(draft, message_id=message_id, seq=seq, version=version, created=created,
+                          attachment=attachment_frame), True
+
+
+def message_change(*, room: Room, actor: AbstractBaseUser, message_id: object, body: str | None) -> outbound.Frame:
+    """Edit a message (body given) or delete it (body None); return its new frame.
+
+    Who: the author edits, within CHAT_EDIT_WINDOW seconds of posting (0: no edits); the
+    author, the room's creator or staff delete. The change takes the room's next version
+    under the room's row lock, in the transaction that writes it, so versions stay gapless
+    in commit order, as seqs do. A deletion empties the body and removes the attachment;
+    its file is deleted once that commits. The seq stays.
+    """
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        raise ChatError("bad_request", "`id` must be an integer")
+    with transaction.atomic():
+        version = queries.version_bump(room_id=room.pk)  # the room's lock first: changes queue here
+        if version is None:
+            raise ChatError("not_found", "the room no longer exists")
+        # The room's row lock (just taken) serialises every change to its messages.
+        message = Message.objects.select_related("user").filter(room_id=room.pk, pk=message_id).first()
+        if message is None or message.deleted:
+            raise ChatError("not_found", "no such message in this room")
+        now = timezone.now()
+        if body is not None:
+            if message.user_id != actor.pk:
+                raise ChatError("forbidden", "only the author may edit a message")
+            window = settings.CHAT_EDIT_WINDOW
+            if window <= 0 or now - message.created > timedelta(seconds=window):
+                raise ChatError("too_late", "the edit window has passed" if window > 0 else "edits are off here")
+            message.body, message.edited = body, now
+            message.version = version
+            message.save(update_fields=["body", "edited", "version"])
+        else:
+            if not (message.user_id == actor.pk or selectors.room_user_can_manage(room=room, user=actor)):
+                raise ChatError("forbidden", "only the author, the room's creator or staff may delete a message")
+            files = list(Attachment.objects.filter(message_id=message.pk).values_list("file", flat=True))
+            Attachment.objects.filter(message_id=message.pk).delete()
+            message.body, message.deleted, message.version = "", True, version
+            message.save(update_fields=["body", "deleted", "version"])
+            transaction.on_commit(lambda: [uploads.attachment_discard(name) for name in files])
+    return selectors.message_to_frame(message, room_slug=room.slug)
 
 
 def room_create(*, user: AbstractBaseUser, name: object, slug: object = None, private: object = False) -> Room:
@@ -256,15 +301,3 @@ def token_revoke(*, token: ApiToken) -> None:
 def tokens_revoke(*, token_ids: list[int]) -> int:
     """Revoke tokens (the admin's action); return how many were selected."""
     return ApiToken.objects.filter(pk__in=token_ids).update(revoked=True)
-
-
-
-def messages_delete(*, message_ids: list[int]) -> int:
-    """Delete messages (moderation) and, once that commits, their attachment files."""
-    from chat.models import Attachment
-
-    with transaction.atomic():
-        files = list(Attachment.objects.filter(message_id__in=message_ids).values_list("file", flat=True))
-        deleted, _ = Message.objects.filter(pk__in=message_ids).delete()
-        transaction.on_commit(lambda: [uploads.attachment_discard(name) for name in files])
-    return deleted

@@ -34,6 +34,7 @@ ERROR_STATUS = {
     "forbidden": 403,
     "not_found": 404,
     "not_authenticated": 401,
+    "too_late": 409,
 }
 
 

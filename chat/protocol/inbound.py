@@ -9,7 +9,7 @@ from django.conf import settings
 
 from chat.protocol.errors import ChatError
 
-CLIENT_TYPES = frozenset({"message", "typing", "history", "upload", "ping"})
+CLIENT_TYPES = frozenset({"message", "typing", "history", "upload", "ping", "edit", "delete"})
 
 
 def decode(text: str) -> dict[str, Any]:
@@ -95,8 +95,20 @@ def parse_query_int(raw: str | None, name: str, *, low: int = 0, high: int | Non
 
 def parse_after(query_string: bytes) -> int | None:
     """Return the `after` of a socket URL's query, None when absent; raise when malformed."""
-    values = parse_qs(query_string.decode("latin-1")).get("after")
-    return parse_query_int(values[0], "after") if values else None
+    return parse_recovery(query_string)[0]
+
+
+def parse_recovery(query_string: bytes) -> tuple[int | None, int | None]:
+    """Return (after, since) of a socket URL's query, None where absent; raise when malformed.
+
+    since without after means after the newest seq the client has: it needs after.
+    """
+    query = parse_qs(query_string.decode("latin-1"))
+    after = parse_query_int(query["after"][0], "after") if query.get("after") else None
+    since = parse_query_int(query["since"][0], "since") if query.get("since") else None
+    if since is not None and after is None:
+        raise ChatError("bad_request", "`since` needs `after`")
+    return after, since
 
 
 def check_message(frame: dict) -> tuple[str, str | None]:
@@ -154,3 +166,14 @@ def check_upload(frame: dict) -> UploadHeader:
     if content_type not in settings.CHAT_ALLOWED_CONTENT_TYPES:
         raise ChatError("unsupported_type", f"{content_type[:100]} files are not accepted here", client_id=client_id)
     return UploadHeader(name=name, content_type=content_type, size=size, client_id=client_id, body=body)
+
+
+def check_edit(frame: dict) -> tuple[object, str, str | None]:
+    """Return (id, trimmed body, client_id) of an edit frame; the body is checked as a message's."""
+    body, client_id = check_message(frame)
+    return frame.get("id"), body, client_id
+
+
+def check_delete(frame: dict) -> tuple[object, str | None]:
+    """Return (id, client_id) of a delete frame."""
+    return frame.get("id"), check_client_id(frame.get("client_id"))

@@ -45,7 +45,10 @@ def message_obj(
     body: str,
     created: datetime,
     client_id: str | None,
+    version: int,
     attachment: Frame | None = None,
+    edited: datetime | None = None,
+    deleted: bool = False,
 ) -> Frame:
     return {
         "type": "message",
@@ -57,10 +60,14 @@ def message_obj(
         "created": iso(created),
         "client_id": client_id,
         "attachment": attachment,
+        "edited": iso(edited) if edited is not None else None,
+        "deleted": deleted,
+        "version": version,
     }
 
 
-def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame], last_seq: int, truncated: bool) -> Frame:
+def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame], last_seq: int, last_version: int,
+          truncated: bool) -> Frame:
     return {
         "type": "hello",
         "user": user,
@@ -68,6 +75,7 @@ def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame],
         "online": online,
         "messages": messages,
         "last_seq": last_seq,
+        "last_version": last_version,
         "truncated": truncated,
     }
 

@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import metrics
-from chat.actions.messages import message_post
+from chat.actions.messages import message_change, message_post
 from chat.actions.presence import presence_announce
 from chat.actions.typing import typing_relay
 from chat.domain import selectors
@@ -94,9 +94,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return await self._refuse(codes.CLOSE_NOT_AUTHENTICATED)
         after_error = None
         try:
-            after = inbound.parse_after(self.scope.get("query_string", b""))
+            after, since = inbound.parse_recovery(self.scope.get("query_string", b""))
         except ChatError as exc:
-            after, after_error = None, exc
+            after, since, after_error = None, None, exc
         # Subscribe first, then snapshot: a message committed in between reaches the client
         # twice at worst, and clients drop duplicates by seq. The hub is joined before the
         # credentials are known to be good, so the handshake makes one database trip.
@@ -104,7 +104,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await hub.join(slug, self)
         with metrics.timed(metrics.HANDSHAKE_DB_SECONDS):
             opening = await database_sync_to_async(read_reconnecting_once)(
-                selectors.room_socket_open, slug=slug, credentials=credentials, after=after)
+                selectors.room_socket_open, slug=slug, credentials=credentials, after=after, since=since)
         identity = opening.identity
         user, room = identity.user, opening.room
         if room is None or not opening.allowed:
@@ -126,10 +126,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self.room = None
             log.warning("ws close 4429 room=%s user=%s: connection cap reached", room.slug, user.pk)
             return await self._refuse(codes.CLOSE_TOO_MANY_CONNECTIONS)
-        messages, last_seq, truncated = opening.snapshot
+        messages, last_seq, last_version, truncated = opening.snapshot
         await self.send_frame(outbound.hello(
             user=self.user_obj, room=outbound.room_obj(slug=room.slug, name=room.name, private=room.private),
-            online=change.online, messages=messages, last_seq=last_seq, truncated=truncated))
+            online=change.online, messages=messages, last_seq=last_seq, last_version=last_version,
+            truncated=truncated))
         self._ready = True
         metrics.HANDSHAKES.labels("hello").inc()
         metrics.SOCKETS_OPEN.labels("room").inc()
@@ -205,6 +206,21 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def frame_message(self, frame):
         body, client_id = inbound.check_message(frame)
         await self._post(body=body, client_id=client_id)
+
+    async def frame_edit(self, frame):
+        message_id, body, client_id = inbound.check_edit(frame)
+        await self._change(message_id=message_id, body=body, client_id=client_id)
+
+    async def frame_delete(self, frame):
+        message_id, client_id = inbound.check_delete(frame)
+        await self._change(message_id=message_id, body=None, client_id=client_id)
+
+    async def _change(self, *, message_id, body, client_id):
+        if not self._storing:
+            raise ChatError("unavailable", "the server is restarting; nothing was changed", client_id=client_id)
+        changed = await message_change(room=self.room, user=self.user, message_id=message_id, body=body,
+                                       client_id=client_id)
+        await self.send_frame(outbound.ack(client_id=client_id, message_id=changed["id"], seq=changed["seq"]))
 
     async def frame_upload(self, frame):
         self._upload_assembly().header(frame)

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from chat.models import ApiToken, Membership, Message, Room
 
 # Room fields a socket needs (the rest load on access, from sync code only).
-ROOM_FIELDS = ("id", "slug", "name", "private", "last_seq", "created_by")
+ROOM_FIELDS = ("id", "slug", "name", "private", "last_seq", "last_version", "created_by")
 
 
 def _select_list(model, alias: str, fields) -> tuple[list[str], str]:
@@ -99,7 +99,7 @@ def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, bool] | None
 
 @cache
 def _message_sql() -> tuple[str, str]:
-    fields = ("room", "seq", "user", "body", "client_id", "created")
+    fields = ("room", "seq", "version", "user", "body", "client_id", "created")
     insert = (
         f"INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)})"
         f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {_col(Message, 'id')}"
@@ -111,18 +111,18 @@ def _message_sql() -> tuple[str, str]:
     return insert, exists
 
 
-def message_insert(*, room_id: int, seq: int, user_id: int, body: str, client_id: str | None,
+def message_insert(*, room_id: int, seq: int, version: int, user_id: int, body: str, client_id: str | None,
                    created: datetime) -> int:
     """Insert a message row and return its id."""
     insert, _ = _message_sql()
     with connection.cursor() as cursor:
-        cursor.execute(insert, [room_id, seq, user_id, body, client_id,
+        cursor.execute(insert, [room_id, seq, version, user_id, body, client_id,
                                 connection.ops.adapt_datetimefield_value(created)])
         return cursor.fetchone()[0]
 
 
 def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], created: datetime
-                   ) -> dict[int, list[tuple[int, int]]]:
+                   ) -> dict[int, list[tuple[int, int, int]]]:
     """Store new messages, grouped by room id as (user_id, body, client_id); return {room_id: [(id, seq), ...]}.
 
     One transaction: each room's last_seq goes up by its count (rooms in id order, so two
@@ -154,7 +154,7 @@ def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], crea
 
 
 async def messages_store_async(conn, *, groups: dict[int, list[tuple[int, str, str | None]]], created: datetime
-                               ) -> dict[int, list[tuple[int, int]]]:
+                               ) -> dict[int, list[tuple[int, int, int]]]:
     """messages_store on PostgreSQL, from the event loop (chat/writer.py's own connection).
 
     conn is a psycopg AsyncConnection in autocommit mode with client-side binding, so the
@@ -168,24 +168,41 @@ async def messages_store_async(conn, *, groups: dict[int, list[tuple[int, str, s
         return _by_room(await cursor.fetchall())
 
 
-def _by_room(returned) -> dict[int, list[tuple[int, int]]]:
-    """Group RETURNING rows (id, room_id, seq) by room, in seq order."""
-    stored: dict[int, list[tuple[int, int]]] = {}
-    for message_id, room_id, seq in sorted(returned, key=lambda row: (row[1], row[2])):
-        stored.setdefault(room_id, []).append((message_id, seq))
+def _by_room(returned) -> dict[int, list[tuple[int, int, int]]]:
+    """Group RETURNING rows (id, room_id, seq, version) by room, in seq order."""
+    stored: dict[int, list[tuple[int, int, int]]] = {}
+    for message_id, room_id, seq, version in sorted(returned, key=lambda row: (row[1], row[2])):
+        stored.setdefault(room_id, []).append((message_id, seq, version))
     return stored
 
 
 @cache
 def _bump_sql() -> str:
-    return f"UPDATE {_table(Room)} SET {_col(Room, 'last_seq')} = {_col(Room, 'last_seq')} + %s" \
-           f" WHERE {_col(Room, 'id')} = %s RETURNING {_col(Room, 'last_seq')}"
+    # A new message takes the next seq and the next version of its room.
+    seq, version = _col(Room, "last_seq"), _col(Room, "last_version")
+    return f"UPDATE {_table(Room)} SET {seq} = {seq} + %s, {version} = {version} + %s" \
+           f" WHERE {_col(Room, 'id')} = %s RETURNING {seq}, {version}"
 
 
-def seq_bump(*, room_id: int, count: int) -> int | None:
-    """Add count to the room's last_seq and return it (None: no such room); the row stays locked until commit."""
+def seq_bump(*, room_id: int, count: int) -> tuple[int, int] | None:
+    """Add count to the room's last_seq and last_version; return both (None: no such room). The row stays locked until commit."""
     with connection.cursor() as cursor:
-        cursor.execute(_bump_sql(), [count, room_id])
+        cursor.execute(_bump_sql(), [count, count, room_id])
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+@cache
+def _version_bump_sql() -> str:
+    version = _col(Room, "last_version")
+    return (f"UPDATE {_table(Room)} SET {version} = {version} + 1 WHERE {_col(Room, 'id')} = %s"
+            f" RETURNING {version}")
+
+
+def version_bump(*, room_id: int) -> int | None:
+    """Take the room's next version for an edit or a deletion (None: no such room); the row stays locked until commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(_version_bump_sql(), [room_id])
         row = cursor.fetchone()
     return None if row is None else row[0]
 
@@ -199,16 +216,17 @@ def _insert_sql(rooms: list[int], groups: dict, when) -> tuple[str, list]:
             values.append("(%s, %s, %s, %s, %s)")
             params += [room_id, len(rows) - k, user_id, body, client_id]
     params.append(when)
-    fields = ("room", "seq", "user", "body", "client_id", "created")
-    last_seq = _col(Room, "last_seq")
+    fields = ("room", "seq", "version", "user", "body", "client_id", "created")
+    last_seq, last_version = _col(Room, "last_seq"), _col(Room, "last_version")
     sql = (
         f"WITH v(room_id, back, user_id, body, client_id) AS (VALUES {', '.join(values)})"
         f" INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)})"
-        f" SELECT v.room_id, r.{last_seq} - v.back + 1, v.user_id, v.body, v.client_id, %s"
+        f" SELECT v.room_id, r.{last_seq} - v.back + 1, r.{last_version} - v.back + 1, v.user_id, v.body,"
+        f" v.client_id, %s"
         f" FROM v JOIN {_table(Room)} r ON r.{_col(Room, 'id')} = v.room_id"
         # Ids follow the seqs; the rows come back keyed by (room, seq), as RETURNING's order is not promised.
         f" ORDER BY v.room_id, v.back DESC"
-        f" RETURNING {_col(Message, 'id')}, {_col(Message, 'room')}, {_col(Message, 'seq')}"
+        f" RETURNING {_col(Message, 'id')}, {_col(Message, 'room')}, {_col(Message, 'seq')}, {_col(Message, 'version')}"
     )
     return sql, params
 
@@ -216,7 +234,7 @@ def _insert_sql(rooms: list[int], groups: dict, when) -> tuple[str, list]:
 def _messages_store_pg(rooms: list[int], groups: dict, when) -> tuple[str, list]:
     updates = [_bump_sql()] * len(rooms)  # their RETURNING rows are skipped (nextset)
     insert, insert_params = _insert_sql(rooms, groups, when)
-    params = [value for room_id in rooms for value in (len(groups[room_id]), room_id)]
+    params = [value for room_id in rooms for value in (len(groups[room_id]), len(groups[room_id]), room_id)]
     return ";\n".join([*updates, insert]), params + insert_params
 
 

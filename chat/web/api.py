@@ -143,9 +143,13 @@ def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
     room = _room_or_error(slug=slug, user=request.user)
     before = _query_int(request, "before", low=0)
     after = _query_int(request, "after", low=0)
+    since = _query_int(request, "since", low=0)
+    if since is not None and after is None:
+        raise ChatError("bad_request", "`since` needs `after`")
     limit = _query_int(request, "limit", low=1, high=settings.CHAT_HISTORY_MAX) or settings.CHAT_HISTORY_DEFAULT
     if after is not None:
-        messages, has_more = selectors.message_list_after(room=room, after=after, before=before, limit=limit)
+        messages, has_more = selectors.message_list_after(room=room, after=after, before=before, since=since,
+                                                          limit=limit)
     elif before is not None:
         messages, has_more = selectors.message_list_before(room=room, before=before, limit=limit)
     else:

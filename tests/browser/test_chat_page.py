@@ -133,3 +133,46 @@ def test_logging_out_in_another_tab_sends_this_tab_to_the_login_page(person, ser
                             timeout=10_000)
     expect(alice.page.locator("input[name=username]")).to_be_visible()
     alice.page.screenshot(path=str(server.workdir / "after-logout.png"))
+
+
+def test_edits_and_deletions_show_on_the_page_live(person, server):
+    import asyncio
+    import json
+
+    from tests.support.clients import ws_connect
+
+    bob = person("edit-bob")
+    bob.login()
+    bob.enter_room("lobby")
+    author = server.create_user("edit-alice", "edit-pass-phrase-1")
+
+    async def alice_changes(body, edit_to=None, delete=False):
+        async with ws_connect(f"{server.ws_origin}/ws/rooms/lobby/", token=author["token"],
+                              ssl_context=server.ssl_context()) as ws:
+            json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "message", "body": body, "client_id": f"x-{body}"}))
+            while (frame := json.loads(await ws.recv()))["type"] != "ack":
+                pass
+            message_id = frame["id"]
+            if edit_to:
+                await ws.send(json.dumps({"type": "edit", "id": message_id, "body": edit_to, "client_id": f"e-{body}"}))
+                while json.loads(await ws.recv())["type"] != "ack":
+                    pass
+            if delete:
+                await ws.send(json.dumps({"type": "delete", "id": message_id, "client_id": f"d-{body}"}))
+                while json.loads(await ws.recv())["type"] != "ack":
+                    pass
+
+    def in_a_thread(coro):  # Playwright's sync API holds this thread's event loop
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, coro).result(timeout=30)
+
+    in_a_thread(alice_changes("teh first", edit_to="the first"))
+    edited = bob.page.locator("#messages .message", has_text="the first")
+    expect(edited.locator(".message-edited")).to_have_text("(edited)")
+    in_a_thread(alice_changes("regret this", delete=True))
+    expect(bob.page.locator("#messages .message.deleted .message-body")).to_have_text("message deleted")
+    expect(bob.page.locator("#messages .message-body", has_text="regret this")).to_have_count(0)
+    bob.page.screenshot(path=str(server.workdir / "edited-and-deleted.png"))

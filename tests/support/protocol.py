@@ -3,7 +3,7 @@
 from datetime import datetime
 
 ERROR_CODES = {"bad_json", "bad_request", "too_long", "too_large", "unsupported_type", "rate_limited", "unavailable",
-               "forbidden"}
+               "forbidden", "not_found", "too_late"}
 
 
 def _user(value) -> None:
@@ -17,7 +17,12 @@ def _time(value) -> None:
 
 
 def _message(value) -> None:
-    assert {"id", "seq", "room", "user", "body", "created", "client_id", "attachment"} <= set(value), value
+    assert {"id", "seq", "room", "user", "body", "created", "client_id", "attachment", "edited", "deleted",
+            "version"} <= set(value), value
+    assert isinstance(value["version"], int) and value["version"] >= 1 and isinstance(value["deleted"], bool)
+    assert value["edited"] is None or isinstance(value["edited"], str)
+    if value["deleted"]:
+        assert value["body"] == "" and value["attachment"] is None, value
     assert isinstance(value["id"], int) and isinstance(value["seq"], int) and value["seq"] >= 1
     assert isinstance(value["room"], str) and isinstance(value["body"], str)
     _user(value["user"])
@@ -41,7 +46,8 @@ def assert_valid_frame(frame: dict) -> None:
     assert isinstance(frame, dict) and isinstance(frame.get("type"), str), frame
     kind = frame["type"]
     if kind == "hello":
-        assert {"user", "room", "online", "messages", "last_seq", "truncated"} <= set(frame)
+        assert {"user", "room", "online", "messages", "last_seq", "last_version", "truncated"} <= set(frame)
+        assert isinstance(frame["last_version"], int) and frame["last_version"] >= frame["last_seq"]
         _user(frame["user"])
         assert set(frame["room"]) == {"slug", "name", "private"}
         for u in frame["online"]:

@@ -185,6 +185,23 @@ export function buildMessage({ seq, clientId, user, body, created, attachment, o
   return node;
 }
 
+/** Show an edit or a deletion on a message's node: the new body and "(edited)", or "message deleted". */
+export function applyChange(node, msg) {
+  const body = node.querySelector('.message-body');
+  if (msg.deleted) {
+    node.classList.add('deleted');
+    if (body) body.textContent = 'message deleted';
+    node.querySelector('.message-attachment')?.remove();
+    node.querySelector('.message-edited')?.remove();
+    return;
+  }
+  if (body && typeof msg.body === 'string') body.textContent = msg.body;
+  if (msg.edited && !node.querySelector('.message-edited')) {
+    const mark = el('span', 'message-edited', '(edited)');
+    node.querySelector('.message-time')?.after(mark);
+  }
+}
+
 /** Turn a pending or failed node into a confirmed one with `seq`. */
 export function confirmNode(node, seq) {
   node.dataset.seq = String(seq);

@@ -36,6 +36,7 @@ timeline.myId = me.id;
 
 let hadHello = false;
 let knownTop = 0; // highest seq the server has told us exists
+let knownVersion = null; // the room's newest version this page has every change up to
 let historyInFlight = null; // one request at a time: replies carry no request id
 let olderWanted = false;
 let olderDone = false;
@@ -47,6 +48,7 @@ const typers = new Map(); // user id -> { username, timer }
 const socket = new RoomSocket({
   path: root.dataset.wsPath,
   after: () => (hadHello ? timeline.highestSeq : null),
+  since: () => (hadHello ? knownVersion : null),
   onFrame: (frame) => handlers[frame.type]?.(frame),
   onState: showState,
   onFinalClose: finalClose,
@@ -82,6 +84,10 @@ function onHello(frame) {
   const messages = listOf(frame.messages);
   knownTop = Math.max(knownTop, seqOrZero(frame.last_seq), ...messages.map((m) => seqOrZero(m?.seq)));
   timeline.batch(() => messages.forEach((m) => timeline.add(m)), { toBottom: !hadHello });
+  // A full hello brings every change up to the room's version; a truncated one does not.
+  if (!frame.truncated && Number.isInteger(frame.last_version)) {
+    knownVersion = Math.max(knownVersion ?? 0, frame.last_version);
+  }
   if (!hadHello) {
     const lowest = timeline.lowestSeq;
     timeline.beginVerification(lowest === null ? knownTop : lowest - 1);

@@ -26,17 +26,22 @@ export function backoffDelay(attempt, random = Math.random) {
   return BACKOFF_FLOOR_MS + random() * (ceiling - BACKOFF_FLOOR_MS);
 }
 
-/** Return the ws(s):// URL for `path` on this host, with `?after=` when `after` is a number. */
-export function socketUrl(path, after, page = window.location) {
+/**
+ * Return the ws(s):// URL for `path` on this host, with `?after=` when `after` is a number, and
+ * `&since=` (edits and deletions after that version, PROTOCOL.md section 10) when both are.
+ */
+export function socketUrl(path, after, since = null, page = window.location) {
   const url = new URL(path, page.href);
   url.protocol = page.protocol === 'https:' ? 'wss:' : 'ws:';
   if (Number.isInteger(after)) url.searchParams.set('after', String(after));
+  if (Number.isInteger(after) && Number.isInteger(since)) url.searchParams.set('since', String(since));
   return url.href;
 }
 
 export class RoomSocket {
   #path;
   #after;
+  #since;
   #onFrame;
   #onState;
   #onFinalClose;
@@ -52,9 +57,10 @@ export class RoomSocket {
   #countdownTimer = null;
 
   /** Keep the callbacks; nothing connects until start(). */
-  constructor({ path, after, onFrame, onState, onFinalClose }) {
+  constructor({ path, after, since = () => null, onFrame, onState, onFinalClose }) {
     this.#path = path;
     this.#after = after;
+    this.#since = since;
     this.#onFrame = onFrame;
     this.#onState = onState;
     this.#onFinalClose = onFinalClose;
@@ -121,7 +127,7 @@ export class RoomSocket {
     this.#setState(first ? 'connecting' : 'reconnecting', first ? 'Connecting…' : 'Reconnecting…');
     let ws;
     try {
-      ws = new WebSocket(socketUrl(this.#path, this.#after()));
+      ws = new WebSocket(socketUrl(this.#path, this.#after(), this.#since()));
     } catch {
       this.#scheduleRetry();
       return;

@@ -2,8 +2,7 @@
 // plus the bookkeeping that finds holes in the seq range (PROTOCOL.md section 5).
 
 import {
-  buildMessage, buildUploadMessage, confirmNode, hasLocalAttachment, markNodeFailed, markNodeRetrying,
-  parseTime, setAttachment, setMessageTime, setUploadProgress,
+  applyChange, buildMessage, buildUploadMessage, confirmNode, hasLocalAttachment, markNodeFailed, markNodeRetrying, parseTime, setAttachment, setMessageTime, setUploadProgress,
 } from './render.js';
 
 const BOTTOM_SLACK_PX = 24;
@@ -53,6 +52,11 @@ export class Timeline {
   add(msg) {
     if (!msg || !Number.isInteger(msg.seq)) return false;
     const known = this.#entries.get(msg.seq);
+    if (known && Number.isInteger(msg.version) && msg.version > (known.version ?? 0)) {
+      // An edit or a deletion of a message shown (PROTOCOL.md section 10).
+      known.version = msg.version;
+      applyChange(known.node, msg);
+    }
     if (known) {
       // The ack confirmed it first; the broadcast brings the server's timestamp.
       if (!known.created && msg.created) {
@@ -83,7 +87,8 @@ export class Timeline {
         own,
       });
     }
-    this.#place(msg.seq, { node, created: msg.created ?? null });
+    if (msg.edited || msg.deleted) applyChange(node, msg);
+    this.#place(msg.seq, { node, created: msg.created ?? null, version: msg.version ?? 0 });
     return true;
   }
 
