@@ -30,15 +30,29 @@ REDIS_SECONDS = Histogram("chat_redis_seconds", "Redis calls, by operation", ["o
 HANDSHAKE_DB_SECONDS = Histogram("chat_handshake_db_seconds", "The handshake's one database trip",
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
 
-_out = {}  # frame type -> its bound counter (labels() costs a lookup per call)
+_bound: dict[tuple, object] = {}  # (metric, label) -> its child (labels() takes a lock and builds a key per call)
+
+
+def _child(metric, label: str):
+    child = _bound.get((metric, label))
+    if child is None:
+        child = _bound[(metric, label)] = metric.labels(label)
+    return child
+
+
+def frame_in(kind: str) -> None:
+    """Count a frame read from a client."""
+    _child(FRAMES_IN, kind).inc()
 
 
 def frame_out(kind: str, count: int = 1) -> None:
     """Count frames written to clients."""
-    counter = _out.get(kind)
-    if counter is None:
-        counter = _out[kind] = FRAMES_OUT.labels(kind)
-    counter.inc(count)
+    _child(FRAMES_OUT, kind).inc(count)
+
+
+def error(code: str) -> None:
+    """Count an error frame sent."""
+    _child(ERRORS, code).inc()
 
 
 class timed:

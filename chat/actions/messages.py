@@ -31,9 +31,7 @@ async def message_post(*, room: Room, user: AbstractBaseUser, body: str, client_
         stored = client_id is not None and await database_sync_to_async(services.message_stored_frame)(
             room=room, user=user, client_id=client_id)
         if not stored:
-            log.warning("rate limited room=%s user=%s", room.slug, user.pk)
-            metrics.RATE_LIMITED.inc()
-            raise ChatError("rate_limited", "too many messages; slow down (nothing was stored)", client_id=client_id)
+            raise _rate_limited(room, user, client_id)
         answered = asyncio.get_running_loop().create_future()
         answered.set_result((stored, False))
         return answered
@@ -48,8 +46,7 @@ async def message_change(*, room: Room, user: AbstractBaseUser, message_id: obje
     An edit or a deletion takes a rate-limit token like a message.
     """
     if not await get_rate_limiter().take(f"{room.slug}:{user.pk}"):
-        metrics.RATE_LIMITED.inc()
-        raise ChatError("rate_limited", "too many changes; slow down (nothing was changed)", client_id=client_id)
+        raise _rate_limited(room, user, client_id)
     try:
         frame = await database_sync_to_async(services.message_change)(
             room=room, actor=user, message_id=message_id, body=body)
@@ -58,6 +55,14 @@ async def message_change(*, room: Room, user: AbstractBaseUser, message_id: obje
         raise
     await broadcaster.room_broadcast(room=room.slug, frame=frame)
     return frame
+
+
+def _rate_limited(room: Room, user: AbstractBaseUser, client_id: str | None) -> ChatError:
+    """The refusal when the sender's bucket is empty (messages, edits and deletions share it)."""
+    log.warning("rate limited room=%s user=%s", room.slug, user.pk)
+    metrics.RATE_LIMITED.inc()
+    return ChatError("rate_limited", "too many messages; slow down (nothing was stored or changed)",
+                     client_id=client_id)
 
 
 async def messages_committed(frames_by_room: dict[str, list[outbound.Frame]]) -> None:

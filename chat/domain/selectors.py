@@ -171,6 +171,5 @@ def room_users_allowed(*, slug: str, user_ids: set[int]) -> set[int] | None:
     if room is None:
         return None
     active = set(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
-    if not room.private:
-        return active
-    return set(room.memberships.filter(user_id__in=active).values_list("user_id", flat=True))
+    members = set(room.memberships.filter(user_id__in=active).values_list("user_id", flat=True)) if room.private else set()
+    return {u for u in active if access_allowed(authenticated=True, private=room.private, member=u in members)}

@@ -22,6 +22,7 @@ from chat import metrics
 from chat.domain import auth, selectors
 from chat.per_loop import PerLoop
 from chat.protocol import codes
+from chat.store import queries
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ class SocketIndex:
             await _end_all([socket], codes.CLOSE_NOT_AUTHENTICATED, "session expired")
             return
         if socket in self._keys:  # still valid (extended, or re-checked early): look again later
-            from chat.store import queries
-
             expires = await database_sync_to_async(queries.session_expiry)(session_key=session_key)
             self._schedule(socket, session_key, expires)
 

@@ -186,7 +186,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         frame = None
         try:
             if bytes_data is not None:
-                metrics.FRAMES_IN.labels("binary").inc()
+                metrics.frame_in("binary")
                 upload = self._upload_assembly().binary_frame_came(bytes_data)
                 if upload is not None:
                     await self._post(body=upload.header.body, client_id=upload.header.client_id, attachment=upload)
@@ -196,7 +196,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 if abandoned is not None:
                     await self.send_error(abandoned)
             frame = inbound.decode(text_data)
-            metrics.FRAMES_IN.labels(frame["type"]).inc()
+            metrics.frame_in(frame["type"])
             await getattr(self, "frame_" + frame["type"])(frame)
         except Exception as exc:  # noqa: BLE001 - every failure is an error frame, never a lost connection
             client_id = frame.get("client_id") if isinstance(frame, dict) else None
@@ -216,8 +216,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._change(message_id=message_id, body=None, client_id=client_id)
 
     async def _change(self, *, message_id, body, client_id):
-        if not self._storing:
-            raise ChatError("unavailable", "the server is restarting; nothing was changed", client_id=client_id)
+        self._refuse_while_draining(client_id)
         changed = await message_change(room=self.room, user=self.user, message_id=message_id, body=body,
                                        client_id=client_id)
         await self.send_frame(outbound.ack(client_id=client_id, message_id=changed["id"], seq=changed["seq"]))
@@ -255,10 +254,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self._replies is not None:
             await self._replies.sent()
 
-    async def _post(self, *, body, client_id, attachment=None):
+    def _refuse_while_draining(self, client_id: str | None) -> None:
         if not self._storing:
-            raise ChatError("unavailable", "the server is restarting; nothing was stored (send it again after "
-                            "reconnecting)", client_id=client_id)
+            raise ChatError("unavailable", "the server is restarting; nothing was stored or changed (send it again "
+                            "after reconnecting)", client_id=client_id)
+
+    async def _post(self, *, body, client_id, attachment=None):
+        self._refuse_while_draining(client_id)
         # Pipelined: the message joins the process's next batch and the socket reads its
         # next frame meanwhile; the ack, or the error, goes out in frame order.
         replies = self._reply_chain()
@@ -301,7 +303,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             metrics.frame_out(frame["type"])
 
     async def send_error(self, exc: ChatError):
-        metrics.ERRORS.labels(exc.code).inc()
+        metrics.error(exc.code)
         await self.send_frame(outbound.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
 
     async def _refuse(self, code: int) -> None:

@@ -28,9 +28,9 @@ PIPELINE_MAX = 32
 def error_frame(exc: BaseException, *, client_id: str | None, room: str | None) -> outbound.Frame:
     """Return the error frame that answers a frame which raised exc (a refusal, or a failure behind it)."""
     if isinstance(exc, ChatError):
-        metrics.ERRORS.labels(exc.code).inc()
+        metrics.error(exc.code)
         return outbound.error(code=exc.code, detail=exc.detail, client_id=exc.client_id or client_id)
-    metrics.ERRORS.labels("unavailable").inc()
+    metrics.error("unavailable")
     if isinstance(exc, DatabaseError):
         log.error("database error in room=%s", room, exc_info=exc)
         return outbound.error(code="unavailable", detail="the database is unavailable; nothing was stored",

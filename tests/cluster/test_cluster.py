@@ -1,6 +1,7 @@
 """Several workers, one room: every message, presence change and typing event reaches everyone."""
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -219,6 +220,16 @@ def _login_on_worker(deployment, i: int, username: str) -> tuple[str, str]:
         "Host": f"localhost:{deployment.cluster.https_port}", "X-Forwarded-Proto": "https"})
 
 
+@contextlib.asynccontextmanager
+async def _on_both_workers(deployment, path: str, token: str):
+    """One socket per worker to path, each past its hello."""
+    async with ws_connect(deployment.worker_url(0, path), token=token) as on_0, \
+            ws_connect(deployment.worker_url(1, path), token=token) as on_1:
+        for ws in (on_0, on_1):
+            await recv_json(ws)
+        yield on_0, on_1
+
+
 async def _closed_within(ws, seconds: float) -> tuple[int, float]:
     """Wait for the close; return its code and how long it took."""
     started = time.monotonic()
@@ -261,11 +272,7 @@ async def test_logout_on_one_worker_closes_the_session_socket_on_the_other_withi
 async def test_a_revoked_token_or_deactivated_user_closes_sockets_on_every_worker(deployment, ending):
     alice = deployment.user("alice")
     slug = deployment.room(alice)
-    path = f"/ws/rooms/{slug}/"
-    async with ws_connect(deployment.worker_url(0, path), token=alice["token"]) as on_0, \
-            ws_connect(deployment.worker_url(1, path), token=alice["token"]) as on_1:
-        for ws in (on_0, on_1):
-            await recv_json(ws)
+    async with _on_both_workers(deployment, f"/ws/rooms/{slug}/", alice["token"]) as (on_0, on_1):
         # From a third process (manage.py), as the admin or a script would: the announcement crosses Redis.
         code = {
             "token_revoked": "from chat.actions import authority; from chat.models import ApiToken;"
@@ -307,11 +314,7 @@ async def test_removal_from_a_private_room_over_the_api_closes_that_socket_4403_
 async def test_a_deleted_room_closes_its_sockets_4404_on_every_worker(deployment):
     owner = deployment.user("owner")
     slug = deployment.room(owner)
-    path = f"/ws/rooms/{slug}/"
-    async with ws_connect(deployment.worker_url(0, path), token=owner["token"]) as on_0, \
-            ws_connect(deployment.worker_url(1, path), token=owner["token"]) as on_1:
-        for ws in (on_0, on_1):
-            await recv_json(ws)
+    async with _on_both_workers(deployment, f"/ws/rooms/{slug}/", owner["token"]) as (on_0, on_1):
         deployment.cluster.manage("shell", "--no-startup", "-c",
                                   f"from chat.models import Room; Room.objects.filter(slug={slug!r}).delete()")
         for ws in (on_0, on_1):

@@ -1,8 +1,6 @@
 """Our Daphne pieces (chatproject/daphne_adapter.py): the socket input queue, the shared options, a socket end to end."""
 
 import asyncio
-import base64
-import os
 import pprint
 import struct
 from collections import deque
@@ -23,6 +21,7 @@ from chatproject.daphne_adapter import (
     configured_protocol,
     deflate_acceptor,
 )
+from tests.support.wsframes import client_frame, handshake_request, server_frames
 
 
 async def test_input_queue_hands_events_over_in_order_whether_or_not_receive_waits():
@@ -102,28 +101,6 @@ def test_a_configured_socket_connects_without_copying_or_printing_the_options(mo
     assert protocol.autoPingInterval == 7 and protocol.openHandshakeTimeout == 0  # still in force
 
 
-def handshake_request(path: bytes = b"/ws/rooms/lobby/") -> bytes:
-    key = base64.b64encode(os.urandom(16))
-    return (b"GET " + path + b" HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A masked, final frame of under 126 bytes, as a client sends it."""
-    mask = os.urandom(4)
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def server_frames(data: bytes) -> list[tuple[int, bytes]]:
-    """Split unmasked server frames of under 126 bytes into (opcode, payload)."""
-    frames = []
-    while data:
-        assert data[1] < 126, "frame too long for this test's parser"
-        frames.append((data[0] & 0x0F, data[2:2 + data[1]]))
-        data = data[2 + data[1]:]
-    return frames
-
-
 async def until(condition, timeout: float = 5) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
@@ -177,7 +154,7 @@ async def test_chat_server_serves_a_socket_through_daphne_and_autobahn():
     transport = Transport()
     transport.registerProducer(HTTPChannel(), True)
     protocol.makeConnection(transport)
-    protocol.dataReceived(handshake_request())
+    protocol.dataReceived(handshake_request(b"/ws/rooms/lobby/"))
     await until(lambda: protocol.state == protocol.STATE_OPEN and b"\r\n\r\n" in transport.value())
     response, _, frames = transport.value().partition(b"\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 101 ")

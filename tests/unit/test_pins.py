@@ -10,11 +10,9 @@ the installed versions are the pinned ones, so a moved pin fails here first.
 
 import ast
 import asyncio
-import base64
 import functools
 import importlib.metadata
 import inspect
-import os
 import re
 import socket
 import struct
@@ -46,6 +44,7 @@ from twisted.python.failure import Failure
 
 from chat.realtime.layers import RedisPubSubLayer
 from chatproject.daphne_adapter import ChatWebSocketProtocol, deflate_acceptor, try_write
+from tests.support.wsframes import client_frame, handshake_request, server_frames
 
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 
@@ -130,32 +129,6 @@ class Transport(StringTransport):
 
     def unregisterProducer(self):
         self.producer = None
-
-
-def handshake_request(extensions: bytes | None = None) -> bytes:
-    key = base64.b64encode(os.urandom(16))
-    request = (b"GET /ws/rooms/lobby/?a=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
-               b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n")
-    if extensions:
-        request += b"Sec-WebSocket-Extensions: " + extensions + b"\r\n"
-    return request + b"\r\n"
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A masked, final frame of under 126 bytes, as a client sends it."""
-    mask = os.urandom(4)
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def server_frames(data: bytes) -> list[tuple[int, bytes]]:
-    """(opcode, payload) of the unmasked server frames (each under 126 bytes) after the 101 response."""
-    data = data.partition(b"\r\n\r\n")[2]
-    frames = []
-    while data:
-        assert data[1] < 126, "frame too long for this test's parser"
-        frames.append((data[0] & 0x0F, data[2:2 + data[1]]))
-        data = data[2 + data[1]:]
-    return frames
 
 
 def autobahn_socket(protocol_class=WebSocketServerProtocol, **options):
@@ -322,7 +295,7 @@ def test_autobahn_per_message_compress_is_none_unless_deflate_was_negotiated():
     assert protocol._perMessageCompress is None, why(
         "autobahn", ADAPTER, "_perMessageCompress is set without permessage-deflate (ours then writes raw frames)")
     protocol, _ = autobahn_socket(perMessageCompressionAccept=deflate_acceptor(1024))
-    protocol.dataReceived(handshake_request(b"permessage-deflate"))
+    protocol.dataReceived(handshake_request(extensions=b"permessage-deflate"))
     assert isinstance(protocol._perMessageCompress, PerMessageDeflate), why(
         "autobahn", ADAPTER, "_perMessageCompress is not the negotiated PerMessageDeflate")
     assert "self._perMessageCompress is not None" in inspect.getsource(WebSocketServerProtocol.sendMessage), why(
@@ -671,7 +644,7 @@ def test_autobahn_refuses_1012_from_send_close_but_send_close_frame_sends_it():
         protocol.sendClose(code=1012)  # why our serverClose goes one level down for 1012
     transport.clear()
     protocol.sendCloseFrame(code=1012, reasonUtf8=b"server restart", isReply=False)
-    [(opcode, payload)] = server_frames(b"\r\n\r\n" + transport.value())
+    [(opcode, payload)] = server_frames(transport.value())
     assert (opcode, struct.unpack("!H", payload[:2])[0]) == (8, 1012), why(
         "autobahn", ADAPTER, "sendCloseFrame(code=1012) no longer sends a close frame with that code")
     assert protocol.state == protocol.STATE_CLOSING
