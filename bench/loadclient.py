@@ -74,6 +74,7 @@ class Tally:
 
     marker: bytes = b"@@-"
     delivered: int = 0
+    listened: int = 0  # frames with the marker on listener sockets (user sockets), not deliveries
     last_ns: int = 0  # when the latest delivery of this phase arrived
     recent_ns: int = 0  # the latest latency an observer saw
     rx_ns: int = 0  # when any bytes last arrived, whatever the phase
@@ -82,6 +83,7 @@ class Tally:
     def reset(self, marker: bytes) -> None:
         """Start counting a new phase, identified by its marker."""
         self.marker, self.delivered, self.last_ns, self.recent_ns, self.latencies = marker, 0, 0, 0, {}
+        self.listened = 0
 
 
 class Conn(asyncio.Protocol):
@@ -92,6 +94,8 @@ class Conn(asyncio.Protocol):
         self.room: int = spec["room"]
         self.group: str = spec.get("group", "all")
         self.observer: bool = bool(spec.get("observer"))
+        # A listener (a user socket) is in no room: it never sends, and what it hears is counted apart.
+        self.listener: bool = bool(spec.get("listener"))
         self.transport: asyncio.Transport | None = None
         self.upgraded = False
         self.ready = asyncio.get_running_loop().create_future()
@@ -141,7 +145,9 @@ class Conn(asyncio.Protocol):
             op = buf[i] & 0x0F
             if op == OP_TEXT or op == 0:
                 p = buf.find(marker, i + h, end)
-                if p >= 0:
+                if p >= 0 and self.listener:
+                    tally.listened += 1
+                elif p >= 0:
                     tally.delivered += 1
                     tally.last_ns = now
                     if self.observer:
@@ -261,7 +267,7 @@ class LoadClient:
         """
         rooms: dict[int, list[Conn]] = {}
         for conn in sorted(self.conns, key=lambda c: c.index):
-            if not conn.closed:
+            if not conn.closed and not conn.listener:
                 rooms.setdefault(conn.room, []).append(conn)
         return rooms
 
@@ -299,6 +305,7 @@ class LoadClient:
             "sent": sent,
             "expected": expected,
             "delivered": tally.delivered,
+            "listened": tally.listened,
             "loss": round(1 - tally.delivered / expected, 5) if expected else None,
             "delivered_per_s": round(tally.delivered / span, 1),
             "send_s": round(send_s, 3),

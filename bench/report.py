@@ -14,6 +14,8 @@ import statistics
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bench.scenarios import USER_SOCKET_MEMBERS
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
@@ -28,7 +30,7 @@ OURS = {"ours", "cluster", "cluster-nginx"}
 def load(results: Path) -> tuple[dict, list[dict]]:
     """Read every scenario file of a results directory; return (metadata, records)."""
     meta, records = {}, []
-    for name in ("fanout", "connections", "crossworker"):
+    for name in ("fanout", "connections", "crossworker", "usersocket"):
         path = results / f"{name}.json"
         if path.exists():
             data = json.loads(path.read_text())
@@ -323,7 +325,29 @@ def quick_table(records: list[dict]) -> str:
             lines.append(f"{s:14} {shape:7} {fmt(a['peak'], 0):>9} {fmt(a['sustained'], 0):>9} {fmt(a['p50']):>8} "
                          f"{fmt(a['p99']):>8} {fmt(a['cpu']):>9} {fmt(a['rss']):>7} "
                          f"{a['client'] * 100:>6.0f}%{' CLIENT-BOUND' if a['client_bound'] else ''}")
-    return "\n".join(lines)
+    return "\n".join(lines + usersocket_table(records))
+
+
+def usersocket_table(records: list[dict]) -> list[str]:
+    """What a joined member's user socket adds to a message: server CPU-µs per message, without and with."""
+    rows = by(records, scenario="usersocket")
+    if not rows:
+        return []
+    lines = ["", "user sockets (1 room x 100 members, a fixed rate; CPU-us per message):",
+             f"{'server':14} {'members':>7} {'watchers':>8} {'msgs':>6} {'delivered':>9} {'room_state':>10} "
+             f"{'cpu-us/msg':>10} {'p99ms':>8}"]
+    for s in servers_in(rows):
+        for variant in ("plain", "watched"):
+            for r in by(rows, server=s, variant=variant):
+                lines.append(f"{s:14} {r['members']:>7} {r['watchers']:>8} {r['sent']:>6} {r['delivered']:>9} "
+                             f"{r['listened']:>10} {fmt(r['cpu_us_per_message']):>10} {fmt(r['p99_ms']):>8}")
+        plain = [r["cpu_us_per_message"] for r in by(rows, server=s, variant="plain")]
+        watched = [r["cpu_us_per_message"] for r in by(rows, server=s, variant="watched")]
+        if plain and watched:
+            extra = statistics.median(watched) - statistics.median(plain)
+            lines.append(f"{s:14} user sockets add {extra:.1f} CPU-us per message, "
+                         f"{extra / USER_SOCKET_MEMBERS:.2f} per watching socket")
+    return lines
 
 
 # --- plots -------------------------------------------------------------------------------
@@ -482,6 +506,9 @@ def document(meta: dict, records: list[dict], pngs: list[Path], doc: Path) -> st
     lines += ["## Connection capacity and connect storm", "", f"Run {runs_of(conn)}.", ""] + capacity_tables(records)
     cross = by(records, scenario="crossworker")
     lines += ["## Cross-worker latency (cluster)", "", f"Run {runs_of(cross)}.", ""] + crossworker_table(records)
+    users = by(records, scenario="usersocket")
+    if users:
+        lines += ["## User sockets", "", f"Run {runs_of(users)}.", "", "```", *usersocket_table(records)[1:], "```", ""]
     busy = [r.get("machine_busy_cores") for r in records if r.get("machine_busy_cores") is not None]
     bound = sorted({f"{r['server']} {r.get('shape', r['scenario'])}" for r in records if r.get("client_bound")})
     lines += [

@@ -40,12 +40,13 @@ from bench.servers import (
 )
 
 SERVERS = {"ours": OursDaphne, "naive": NaiveDaphne, "bare": BareDaphne, "node": NodeWs, "cluster": OursCluster}
-SCENARIOS = ["connections", "fanout", "crossworker"]
+SCENARIOS = ["connections", "fanout", "crossworker", "usersocket"]
 # Each block gets a freshly started server: after one scenario, freed heap would absorb the
 # next one's connections (hiding their memory) and its peak RSS would carry over.
-BLOCKS = [["connections"], ["fanout", "crossworker"]]
+BLOCKS = [["connections"], ["fanout", "crossworker", "usersocket"]]
 RESULTS = REPO / "bench" / "results"
-FILES = {"fanout": "fanout", "capacity": "connections", "storm": "connections", "crossworker": "crossworker"}
+FILES = {"fanout": "fanout", "capacity": "connections", "storm": "connections", "crossworker": "crossworker",
+         "usersocket": "usersocket"}
 
 
 def log(message: str) -> None:
@@ -74,6 +75,9 @@ def run_on(server: BenchServer, names: list[str], settings: Settings, rep: int, 
                 elif name == "crossworker" and isinstance(view, OursCluster):
                     log(f"rep {rep} {view.name}: crossworker")
                     records += scenarios.crossworker(view, meter, settings)
+                elif name == "usersocket" and view is server and isinstance(view, (OursDaphne, OursCluster)):
+                    log(f"rep {rep} {view.name}: usersocket")
+                    records += scenarios.usersocket(view, meter, settings)
         finally:
             meter.close()
         for r in records:
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = Settings()
     args.servers = (args.servers or ("ours,naive,node" if args.quick or args.tiny else ",".join(SERVERS))).split(",")
-    args.scenarios = (args.scenarios or ("fanout" if args.quick or args.tiny else ",".join(SCENARIOS))).split(",")
+    args.scenarios = (args.scenarios or ("fanout,usersocket" if args.quick or args.tiny else ",".join(SCENARIOS))).split(",")
     args.reps = args.reps or (1 if args.quick or args.tiny else 3)
     out = Path(args.out) if args.out else (RESULTS / "quick" if args.quick or args.tiny else RESULTS)
     unknown = set(args.servers) - set(SERVERS) | set(args.scenarios) - set(SCENARIOS)

@@ -20,6 +20,8 @@ LADDER = [2_000, 5_000, 10_000, 20_000, 40_000, 80_000, 160_000]
 QUICK_LADDER = [2_000, 20_000]
 SHAPES = [(1, 100), (10, 50), (100, 10)]  # rooms x members
 CONN_ROOMS, CONN_PER_ROOM = 100, 50  # idle connections: 100 rooms of 50
+USER_SOCKET_ROOM, USER_SOCKET_MEMBERS = "u1", 100  # the user-socket scenario: 1 room of 100 who joined it
+USER_SOCKET_RATE = 100.0  # messages/s, well below saturation: the same load with and without user sockets
 
 
 @dataclass
@@ -58,7 +60,7 @@ def fanout_slugs(rooms: int, members: int) -> list[str]:
 def all_slugs(settings: Settings) -> list[str]:
     """Return every room any scenario may use (created once per server start)."""
     slugs = [s for r, m in settings.shapes for s in fanout_slugs(r, m)]
-    return slugs + [f"c{i}" for i in range(CONN_ROOMS)] + ["x1"]
+    return slugs + [f"c{i}" for i in range(CONN_ROOMS)] + ["x1", USER_SOCKET_ROOM]
 
 
 def run_client(spec: dict, meter: Meter, timeout: float) -> tuple[dict, dict[str, dict]]:
@@ -229,4 +231,42 @@ def crossworker(server: OursCluster, meter: Meter, settings: Settings) -> list[d
                         "same_worker": groups.get("same"), "other_worker": groups.get("other"),
                         "client_errors": result["error_count"],
                         **server_side(marks, f"cross:{step['step']}", step["delivered"])})
+    return records
+
+
+def usersocket(server: BenchServer, meter: Meter, settings: Settings) -> list[dict]:
+    """What user sockets cost a message: 1 room x 100 at a fixed rate, without, then with a user socket each.
+
+    The 100 room sockets join the room by opening it; then each member's user socket
+    (/ws/user/) watches it, and every message also becomes a room_state frame for each of
+    them. Server CPU per message, at the same offered rate, with and without them.
+    """
+    members = USER_SOCKET_MEMBERS
+    targets, headers = len(server.targets()), len(server.headers())
+    rooms = [{"target": m % targets, "path": server.path(USER_SOCKET_ROOM), "headers": m % headers, "room": 0,
+              "observer": m < 10} for m in range(members)]
+    watchers = [{"target": m % targets, "path": "/ws/user/", "headers": m % headers, "room": 1, "listener": True}
+                for m in range(members)]
+    seconds = max(2.0, settings.step_s * 2)
+    step = {"op": "steps", "rates": [USER_SOCKET_RATE], "seconds": seconds, "drain": settings.drain_s}
+    spec = {**base_spec(server), "phases": [
+        {"op": "connect", "name": "connect", "conns": rooms, "inflight": settings.inflight},
+        *([{**step, "name": "warmup", "seconds": settings.warmup_s}] if settings.warmup_s else []),
+        {**step, "name": "plain"},
+        {"op": "connect", "name": "connect-watchers", "conns": watchers, "inflight": settings.inflight},
+        {**step, "name": "watched"},
+        {"op": "close", "name": "close", "settle": settings.pause_s},
+    ]}
+    result, marks = run_client(spec, meter, settings.client_timeout)
+    for name in ("connect", "connect-watchers"):
+        if result["phases"][name]["failed"]:
+            raise RuntimeError(f"{server.name} usersocket: {result['phases'][name]['failures']}")
+    records = []
+    for variant in ("plain", "watched"):
+        run = result["phases"][variant][0]
+        side = server_side(marks, f"{variant}:0", run["delivered"])
+        records.append({"scenario": "usersocket", "variant": variant, "members": members,
+                        "watchers": members if variant == "watched" else 0, **run, **side,
+                        "cpu_us_per_message": round(side["server_cpu_s"] / max(run["sent"], 1) * 1e6, 1),
+                        "client_errors": result["error_count"]})
     return records

@@ -36,3 +36,14 @@ def test_harness_runs_node_and_ours_end_to_end(tmp_path):
         if r["mode"] == "open":  # 50 deliveries/s: every one arrives
             assert r["delivered"] == r["expected"] and r["loss"] == 0
     assert "node" in run.stdout and "ours" in run.stdout  # the summary table
+    # User sockets (ours only): the same messages, then a room_state on each member's user socket too.
+    users = json.loads((tmp_path / "usersocket.json").read_text())["records"]
+    assert [(r["server"], r["variant"]) for r in users] == [("ours", "plain"), ("ours", "watched")]
+    plain, watched = users
+    for r in users:
+        assert r["sent"] > 0 and r["delivered"] == r["expected"] == r["sent"] * 100 and r["client_errors"] == 0
+        assert r["cpu_us_per_message"] > 0
+    assert plain["listened"] == 0 and plain["watchers"] == 0
+    # One room_state per watcher per change it saw; a batch of messages may make one frame.
+    assert 0 < watched["listened"] <= watched["sent"] * 100 and watched["watchers"] == 100
+    assert "user sockets add" in run.stdout

@@ -404,3 +404,52 @@ async def test_one_workers_metrics_count_the_messages_every_worker_stored(deploy
             await ws.send(json.dumps({"type": "message", "body": f"counted {n}", "client_id": f"metric-{n}"}))
             await recv_type(ws, "ack")
     assert stored(0) == before + 3 == stored(1)
+
+
+# -- protocol section 11 across workers ---------------------------------------------
+
+
+async def _state_of(ws, slug: str, **expected) -> dict:
+    """Receive room_state frames until one of this room has every expected field."""
+    while True:
+        frame = await recv_type(ws, "room_state")
+        if frame["slug"] == slug and all(frame.get(k) == v for k, v in expected.items()):
+            return frame
+
+
+async def test_the_user_socket_counts_exactly_across_workers_and_a_read_reaches_every_tab(deployment):
+    alice, bob, carol = deployment.user("alice"), deployment.user("bob"), deployment.user("carol")
+    slug = deployment.room(bob)
+    path = f"/ws/rooms/{slug}/"
+    async with ws_connect(deployment.worker_url(0, path), token=alice["token"]) as alice_room, \
+            ws_connect(deployment.worker_url(1, path), token=alice["token"]) as alice_tab, \
+            ws_connect(deployment.worker_url(0, path), token=bob["token"]) as bob_ws, \
+            ws_connect(deployment.worker_url(1, path), token=carol["token"]) as carol_ws:
+        for ws in (alice_room, alice_tab, bob_ws, carol_ws):
+            assert (await recv_json(ws))["type"] == "hello"
+        async with ws_connect(deployment.worker_url(1, "/ws/user/"), token=alice["token"]) as watcher, \
+                ws_connect(deployment.nginx_url("/ws/user/"), token=alice["token"], ssl_context=deployment.ssl) as other:
+            for ws in (watcher, other):
+                hello = await recv_json(ws)
+                assert hello["type"] == "user_hello" and [r["slug"] for r in hello["rooms"]] == [slug]
+            # Two workers store at once: their broadcasts interleave, and the counts stay exact.
+            per_sender = 10  # the rate limit's burst
+
+            async def send_all(ws, tag):
+                for i in range(per_sender):
+                    await ws.send(json.dumps({"type": "message", "body": f"{tag} {i}", "client_id": f"{tag}{i}"}))
+                for _ in range(per_sender):
+                    await recv_type(ws, "ack")
+
+            await asyncio.gather(send_all(bob_ws, "b"), send_all(carol_ws, "c"))
+            total = 2 * per_sender
+            for ws in (watcher, other):
+                counted = await _state_of(ws, slug, last_seq=total)
+                assert (counted["unread"], counted["last_version"]) == (total, total)
+            await alice_room.send(json.dumps({"type": "read", "seq": total - 5}))
+            for ws in (watcher, other, alice_tab):  # the tab and the user socket on the other worker
+                moved = await _state_of(ws, slug, last_read=total - 5)
+                assert moved["unread"] == 5
+        async with ws_connect(deployment.worker_url(0, "/ws/user/"), token=alice["token"]) as fresh:
+            again = await recv_json(fresh)
+            assert [(r["unread"], r["last_read"], r["last_seq"]) for r in again["rooms"]] == [(5, total - 5, total)]
