@@ -15,6 +15,7 @@ import logging
 from collections import deque
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from chat import metrics
 from chat.domain import selectors
@@ -48,7 +49,9 @@ class UserConsumer(LeanConsumer):
         self._early_messages: list[tuple[str, list]] | None = []  # room events that came before the snapshot
         self._outbox: deque[str] = deque()  # only for servers without the raw send
         self._drainer: asyncio.Task | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # refreshes due
+        self._due: dict[str, asyncio.TimerHandle] = {}  # room_state writes due (CHAT_ROOM_STATE_INTERVAL)
+        self._sent_at: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
         self._raw_send = self.scope.get("extensions", {}).get(RAW_SEND_EXTENSION)
         credentials = handshake.credentials_from_scope(self.scope)
@@ -111,7 +114,7 @@ class UserConsumer(LeanConsumer):
         self._ready = False
         self._early = self._early_messages = None
         get_socket_index().remove(self)
-        for timer in self._timers.values():
+        for timer in (*self._timers.values(), *self._due.values()):
             timer.cancel()
         for task in self._tasks:
             task.cancel()
@@ -157,7 +160,7 @@ class UserConsumer(LeanConsumer):
         for message, text in messages:
             changed |= tally.offer(message, text) == APPLIED
         if changed:
-            self._write(tally.frame_text())
+            self._write_state(tally)
         self._mind_gap(tally)
 
     # -- the user's own changes (a cursor, a join, a leave), via the hub ---------------------
@@ -173,6 +176,9 @@ class UserConsumer(LeanConsumer):
         if not state["joined"]:
             if tally is not None:
                 del self.tallies[slug]
+                if (due := self._due.pop(slug, None)) is not None:
+                    due.cancel()  # nothing of the room follows its leave
+                self._sent_at.pop(slug, None)
                 self._spawn(self._unwatch(slug))
                 self._write(outbound.encode(outbound.room_state_frame(state)))
             return
@@ -182,7 +188,7 @@ class UserConsumer(LeanConsumer):
             self._write(tally.frame_text())
             self._spawn(self._watch_new(slug))
         elif tally.adopt(state):
-            self._write(tally.frame_text())
+            self._write_state(tally)
         else:
             self._refresh_soon(slug, at_once=True)
 
@@ -217,7 +223,7 @@ class UserConsumer(LeanConsumer):
         if state is None:  # left meanwhile; its leave event says so
             return
         tally.adopt(state)
-        self._write(tally.frame_text())
+        self._write_state(tally)
         self._mind_gap(tally)
 
     async def _watch_new(self, slug: str) -> None:
@@ -234,6 +240,26 @@ class UserConsumer(LeanConsumer):
             await get_hub().unwatch(slug, self)
 
     # -- helpers -------------------------------------------------------------------
+
+    def _write_state(self, tally: RoomTally) -> None:
+        """Write a room's state now, or on the trailing edge of its interval: never more often, never stale."""
+        slug = tally.slug
+        if slug in self._due:
+            return  # a write is already due; it sends the state as it is then
+        now = asyncio.get_running_loop().time()
+        wait = self._sent_at.get(slug, float("-inf")) + settings.CHAT_ROOM_STATE_INTERVAL - now
+        if wait <= 0:
+            self._sent_at[slug] = now
+            self._write(tally.frame_text())
+        else:
+            self._due[slug] = asyncio.get_running_loop().call_later(wait, self._write_due, slug)
+
+    def _write_due(self, slug: str) -> None:
+        self._due.pop(slug, None)
+        tally = self.tallies.get(slug) if self.tallies is not None else None
+        if tally is not None:
+            self._sent_at[slug] = asyncio.get_running_loop().time()
+            self._write(tally.frame_text())
 
     def _write(self, text: str) -> None:
         if self._raw_send is not None:

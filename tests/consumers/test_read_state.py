@@ -5,7 +5,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.test import Client, override_settings
 
 from chat.models import Membership, Message, Room
 from chat.realtime import hub as hub_module
@@ -279,3 +279,21 @@ def test_the_rooms_api_gives_the_state_of_joined_rooms(people):
     assert rooms["general"]["last_message"]["body"] == "m2" and rooms["general"]["joined"] is True
     assert rooms["random"]["joined"] is False and "unread" not in rooms["random"]
     assert "online" in rooms["general"] and "online" in rooms["random"]
+
+
+@override_settings(CHAT_ROOM_STATE_INTERVAL=0.5)
+async def test_a_busy_room_costs_the_user_socket_a_few_frames_and_the_last_is_exact(people, open_socket,
+                                                                                   open_user_socket):
+    bob, _ = await open_socket("/ws/rooms/general/", bearer=people["bob"])
+    alice, _ = await open_socket("/ws/rooms/general/", bearer=people["alice"])
+    watcher, _ = await open_user_socket(bearer=people["alice"])
+    for i in range(8):  # one batch, one broadcast each: each acked before the next is sent
+        await bob.send({"type": "message", "body": f"burst {i}", "client_id": f"b{i}"})
+        await bob.recv_type("ack")
+    frames = []
+    while not frames or frames[-1]["last_seq"] < 8:
+        frames.append(await watcher.recv_type("room_state"))
+    assert frames[-1]["unread"] == 8 and frames[-1]["last_message"]["body"] == "burst 7"
+    # The first change is written at once, then at most one state per interval (the latest).
+    assert len(frames) <= 3, [f["last_seq"] for f in frames]
+    assert await watcher.comm.receive_nothing(timeout=0.7)  # and nothing stale trails behind

@@ -43,6 +43,19 @@ async def _chatter(server, token: str, name: str, acked: dict, stop: asyncio.Eve
         return ws.close_code, errors
 
 
+async def _user_socket(server, token: str, opened: asyncio.Event) -> int | None:
+    """Hold a user socket open until the server closes it; return the close code."""
+    async with ws_connect(f"{server.ws_origin}/ws/user/", token=token, ssl_context=server.ssl_context()) as ws:
+        assert json.loads(await ws.recv())["type"] == "user_hello"
+        opened.set()
+        try:
+            async for _raw in ws:
+                pass
+        except ConnectionClosed:
+            pass
+        return ws.close_code
+
+
 async def test_sigterm_answers_what_was_read_then_closes_every_socket_with_1012(tmp_path):
     env = {"CHAT_RATE_BURST": "1000", "CHAT_RATE_PER_SECOND": "1000", "CHAT_SHUTDOWN_GRACE": "5"}
     server = LiveServer(tmp_path, env)
@@ -52,18 +65,23 @@ async def test_sigterm_answers_what_was_read_then_closes_every_socket_with_1012(
     acked: dict[str, int] = {}
     stop = asyncio.Event()
     try:
+        opened = asyncio.Event()
+        watcher = asyncio.create_task(_user_socket(server, users[0]["token"], opened))
+        await asyncio.wait_for(opened.wait(), 10)
         chats = [asyncio.create_task(_chatter(server, u["token"], u["username"], acked, stop)) for u in users]
         while len(acked) < 30:  # every socket is busy when the signal comes
             await asyncio.sleep(0.05)
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         results = await asyncio.wait_for(asyncio.gather(*chats), 15)
+        user_socket_closed = await asyncio.wait_for(watcher, 5)
         closed_after = time.monotonic() - signalled
         exit_code = await asyncio.to_thread(server.process.wait, 15)
     finally:
         stop.set()
         server.stop()
     assert [code for code, _ in results] == [1012, 1012, 1012]
+    assert user_socket_closed == 1012  # the user socket too
     assert exit_code == 0
     assert closed_after < 5 + 1  # within the grace period
     # Frames read after the drain began were answered, not dropped: unavailable, naming the message.
