@@ -10,6 +10,9 @@ class Room(models.Model):
     private = models.BooleanField(default=False, help_text="Only members may read or post.")
     # A direct-message room: private, exactly two members, who never change.
     dm = models.BooleanField(default=False, db_default=False, editable=False)
+    # "<lower user id>-<higher user id>" for a DM, else null: the unique constraint makes two
+    # users who start a DM with each other at once get the same room.
+    dm_key = models.CharField(max_length=41, null=True, blank=True, unique=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -55,6 +58,9 @@ class Message(models.Model):
     version = models.PositiveBigIntegerField(default=0)
     edited = models.DateTimeField(null=True, blank=True)
     deleted = models.BooleanField(default=False, db_default=False)  # the hot INSERTs leave it to the database
+    # Who the body mentions (members only, protocol section 12), as ",<id>:<username>,...," or
+    # "": one column the unread-mention count filters with LIKE '%,<id>:%' over the rows it scans anyway.
+    mentions = models.TextField(default="", db_default="", blank=True, editable=False)
 
     class Meta:
         ordering = ["room", "seq"]

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from chat import metrics
-from chat.domain import services, uploads
+from chat.domain import mentions, services, uploads
 from chat.models import Message, Room
 from chat.per_loop import PerLoop
 from chat.protocol import outbound
@@ -35,7 +35,10 @@ async def message_post(*, room: Room, user: AbstractBaseUser, body: str, client_
         answered = asyncio.get_running_loop().create_future()
         answered.set_result((stored, False))
         return answered
-    draft = services.MessageDraft(room=room, user=user, body=body, client_id=client_id, attachment=attachment)
+    # Only a body with an `@` costs a lookup of whom it mentions (one query, members only).
+    mentioned = await database_sync_to_async(mentions.resolve)(room_id=room.pk, body=body) if "@" in body else ""
+    draft = services.MessageDraft(room=room, user=user, body=body, client_id=client_id, attachment=attachment,
+                                  mentions=mentioned)
     return _writers.get().submit(draft)
 
 
@@ -48,12 +51,12 @@ async def message_change(*, room: Room, user: AbstractBaseUser, message_id: obje
     if not await get_rate_limiter().take(f"{room.slug}:{user.pk}"):
         raise _rate_limited(room, user, client_id)
     try:
-        frame = await database_sync_to_async(services.message_change)(
+        frame, mentioned_before = await database_sync_to_async(services.message_change)(
             room=room, actor=user, message_id=message_id, body=body)
     except ChatError as exc:
         exc.client_id = exc.client_id or client_id
         raise
-    await broadcaster.room_broadcast(room=room.slug, frame=frame)
+    await broadcaster.room_broadcast(room=room.slug, frame=frame, mentioned_before=mentioned_before)
     return frame
 
 
@@ -79,8 +82,8 @@ def messages_moderate_delete(*, message_ids: list[int], actor: AbstractBaseUser)
 
     deleted = 0
     for message in Message.objects.filter(pk__in=message_ids, deleted=False).select_related("room"):
-        frame = services.message_change(room=message.room, actor=actor, message_id=message.pk, body=None)
+        frame, before = services.message_change(room=message.room, actor=actor, message_id=message.pk, body=None)
         deleted += 1
-        transaction.on_commit(lambda room=message.room.slug, frame=frame: async_to_sync(broadcaster.room_broadcast)(
-            room=room, frame=frame))
+        transaction.on_commit(lambda room=message.room.slug, frame=frame, before=before: async_to_sync(
+            broadcaster.room_broadcast)(room=room, frame=frame, mentioned_before=before))
     return deleted

@@ -8,7 +8,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
-from chat.domain import auth
+from chat.domain import auth, mentions
 from chat.models import Attachment, Membership, Message, Room
 from chat.protocol import outbound
 from chat.store import queries
@@ -136,6 +136,7 @@ def message_to_frame(message: Message, *, room_slug: str) -> outbound.Frame:
         version=message.version,
         edited=message.edited,
         deleted=message.deleted,
+        mentions=mentions.decode(message.mentions),
     )
 
 
@@ -205,8 +206,12 @@ def room_states(*, user: AbstractBaseUser, room_ids: list[int] | None = None) ->
     if room_ids is not None:
         memberships = memberships.filter(room_id__in=room_ids)
     unread = (Message.objects.filter(room_id=OuterRef("room_id"), seq__gt=OuterRef("last_read"), deleted=False)
-              .exclude(user_id=user.pk).order_by().values("room_id").annotate(n=Count("*")).values("n"))
-    rows = list(memberships.annotate(unread=Coalesce(Subquery(unread), 0)))
+              .exclude(user_id=user.pk).order_by().values("room_id"))
+    mentioned = unread.filter(mentions__contains=mentions.needle(user.pk))  # LIKE '%,<id>:%'
+    rows = list(memberships.annotate(
+        unread=Coalesce(Subquery(unread.annotate(n=Count("*")).values("n")), 0),
+        mentioned=Coalesce(Subquery(mentioned.annotate(n=Count("*")).values("n")), 0)))
+    dm_names = dm_names_for(user=user, room_ids=[m.room_id for m in rows if m.room.dm])
     newest = Q(pk__in=[])
     for m in rows:
         if m.room.last_seq:
@@ -216,7 +221,8 @@ def room_states(*, user: AbstractBaseUser, room_ids: list[int] | None = None) ->
     for m in rows:
         message = last.get(m.room_id)
         states.append(outbound.room_state(
-            room=m.room, last_read=m.last_read, unread=m.unread, mentions=0,
+            room=m.room, name=dm_names.get(m.room_id, m.room.name), last_read=m.last_read, unread=m.unread,
+            mentions=m.mentioned,
             last_message=message_to_frame(message, room_slug=m.room.slug) if message else None,
             last_activity=message.created if message else m.room.created))
     states.sort(key=lambda state: state["last_activity"], reverse=True)
@@ -242,3 +248,11 @@ def user_socket_open(*, credentials: auth.Credentials) -> tuple[auth.Identity, l
         return identity, []
     slugs = list(Membership.objects.filter(user_id=identity.user.pk).values_list("room__slug", flat=True))
     return identity, slugs
+
+
+def dm_names_for(*, user: AbstractBaseUser, room_ids: list[int]) -> dict[int, str]:
+    """Name each DM after the other user, as the caller sees it (one query; {} for no DMs)."""
+    if not room_ids:
+        return {}
+    return dict(Membership.objects.filter(room_id__in=room_ids).exclude(user_id=user.pk)
+                .values_list("room_id", "user__username"))

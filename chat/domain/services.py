@@ -14,7 +14,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat.domain import selectors, uploads
+from chat.domain import mentions, selectors, uploads
 from chat.models import ApiToken, Attachment, Membership, Message, Room
 from chat.protocol import outbound
 from chat.protocol.errors import ChatError
@@ -50,6 +50,7 @@ class MessageDraft:
     body: str
     client_id: str | None
     attachment: "uploads.UploadedFile | None" = None
+    mentions: str = ""  # stored form (chat/domain/mentions.py), resolved before the draft is queued
 
 
 def message_create_many(*, drafts: list[MessageDraft]) -> list[tuple[outbound.Frame, bool] | ChatError]:
@@ -92,7 +93,8 @@ class _Batch:
                     continue
                 first_of[key] = i
             self.fresh.setdefault(d.room.pk, []).append(i)
-        self.groups = {room_id: [(drafts[i].user.pk, drafts[i].body, drafts[i].client_id) for i in indexes]
+        self.groups = {room_id: [(drafts[i].user.pk, drafts[i].body, drafts[i].client_id, drafts[i].mentions)
+                                 for i in indexes]
                        for room_id, indexes in self.fresh.items()}
 
     def results(self, stored: dict[int, list[tuple[int, int, int]]]) -> list:
@@ -123,6 +125,7 @@ def _message_frame(d: MessageDraft, *, message_id: int, seq: int, version: int, 
         created=created,
         client_id=d.client_id,
         attachment=attachment,
+        mentions=mentions.decode(d.mentions),
     )
 
 
@@ -133,6 +136,7 @@ def message_create(
     body: str,
     client_id: str | None,
     attachment: "uploads.UploadedFile | None" = None,
+    mentioned: str = "",
 ) -> tuple[outbound.Frame, bool]:
     """Store a message with the room's next seq; return its frame and whether it is new.
 
@@ -156,12 +160,12 @@ def message_create(
             seq, version = _seq_take(room_id=room.pk)
             message_id = queries.message_insert(
                 room_id=room.pk, seq=seq, version=version, user_id=user.pk, body=body, client_id=client_id,
-                created=created,
+                created=created, mentions=mentioned,
             )
             stored = None
             if saved:
                 message = Message(id=message_id, room_id=room.pk, seq=seq, version=version, user_id=user.pk,
-                                  body=body, client_id=client_id, created=created)
+                                  body=body, client_id=client_id, created=created, mentions=mentioned)
                 stored = uploads.attachment_create(message=message, upload=attachment, saved=saved)
     except IntegrityError:
         uploads.attachment_discard(saved)
@@ -173,14 +177,18 @@ def message_create(
     except BaseException:
         uploads.attachment_discard(saved)
         raise
-    draft = MessageDraft(room=room, user=user, body=body, client_id=client_id)
+    draft = MessageDraft(room=room, user=user, body=body, client_id=client_id, mentions=mentioned)
     attachment_frame = selectors.attachment_obj(stored, room_slug=room.slug) if stored else None
     return _message_frame(draft, message_id=message_id, seq=seq, version=version, created=created,
                           attachment=attachment_frame), True
 
 
-def message_change(*, room: Room, actor: AbstractBaseUser, message_id: object, body: str | None) -> outbound.Frame:
-    """Edit a message (body given) or delete it (body None); return its new frame.
+def message_change(*, room: Room, actor: AbstractBaseUser, message_id: object, body: str | None
+                   ) -> tuple[outbound.Frame, list[int]]:
+    """Edit a message (body given) or delete it (body None); return its new frame and whom it mentioned before.
+
+    An edit finds the mentions afresh; a deletion drops them. Who was mentioned before lets
+    the user sockets move their mention counts exactly (chat/realtime/tally.py).
 
     Who: the author edits, within CHAT_EDIT_WINDOW seconds of posting (0: no edits); the
     author, the room's creator or staff delete. The change takes the room's next version
@@ -199,6 +207,7 @@ def message_change(*, room: Room, actor: AbstractBaseUser, message_id: object, b
         if message is None or message.deleted:
             raise ChatError("not_found", "no such message in this room")
         now = timezone.now()
+        before = mentions.ids(message.mentions)
         if body is not None:
             if message.user_id != actor.pk:
                 raise ChatError("forbidden", "only the author may edit a message")
@@ -207,16 +216,17 @@ def message_change(*, room: Room, actor: AbstractBaseUser, message_id: object, b
                 raise ChatError("too_late", "the edit window has passed" if window > 0 else "edits are off here")
             message.body, message.edited = body, now
             message.version = version
-            message.save(update_fields=["body", "edited", "version"])
+            message.mentions = mentions.resolve(room_id=room.pk, body=body)
+            message.save(update_fields=["body", "edited", "version", "mentions"])
         else:
             if not (message.user_id == actor.pk or selectors.room_user_can_manage(room=room, user=actor)):
                 raise ChatError("forbidden", "only the author, the room's creator or staff may delete a message")
             files = list(Attachment.objects.filter(message_id=message.pk).values_list("file", flat=True))
             Attachment.objects.filter(message_id=message.pk).delete()
-            message.body, message.deleted, message.version = "", True, version
-            message.save(update_fields=["body", "deleted", "version"])
+            message.body, message.deleted, message.version, message.mentions = "", True, version, ""
+            message.save(update_fields=["body", "deleted", "version", "mentions"])
             transaction.on_commit(lambda: [uploads.attachment_discard(name) for name in files])
-    return selectors.message_to_frame(message, room_slug=room.slug)
+    return selectors.message_to_frame(message, room_slug=room.slug), before
 
 
 def room_create(*, user: AbstractBaseUser, name: object, slug: object = None, private: object = False) -> Room:

@@ -49,6 +49,7 @@ def message_obj(
     attachment: Frame | None = None,
     edited: datetime | None = None,
     deleted: bool = False,
+    mentions: list[User] | None = None,
 ) -> Frame:
     return {
         "type": "message",
@@ -63,6 +64,7 @@ def message_obj(
         "edited": iso(edited) if edited is not None else None,
         "deleted": deleted,
         "version": version,
+        "mentions": mentions or [],
     }
 
 
@@ -82,14 +84,14 @@ def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame],
 
 
 def room_state(*, room, last_read: int, unread: int, mentions: int, last_message: Frame | None,
-               last_activity: datetime, joined: bool = True) -> Frame:
+               last_activity: datetime, joined: bool = True, name: str | None = None) -> Frame:
     """A room's state for one user (protocol section 11): counts, cursor and newest message.
 
     The `room_state` frame is this object with its type first (room_state_frame).
     """
     return {
         "slug": room.slug,
-        "name": room.name,
+        "name": room.name if name is None else name,  # a DM is named after the other user
         "private": room.private,
         "dm": room.dm,
         "joined": joined,

@@ -20,14 +20,19 @@ def room_group(room: str) -> str:
     return f"chat.room.{room}"
 
 
-async def room_broadcast(*, room: str, frame: outbound.Frame, skip_user: int | None = None) -> bool:
+async def room_broadcast(*, room: str, frame: outbound.Frame, skip_user: int | None = None,
+                         mentioned_before: list[int] | None = None) -> bool:
     """Send a frame to every connection in the room (but skip_user's); call it after commit.
 
     The frame is encoded here, once per broadcast, and every receiving connection writes
     the same text. A channel-layer failure is logged, not raised: the message is already
-    stored, and clients recover it by seq.
+    stored, and clients recover it by seq. For an edit or a deletion, mentioned_before
+    (whom the message mentioned until now) rides along for the user sockets, not the wire.
     """
-    return await _send(room, _event(room, [outbound.encode(frame)], skip_user, kind=frame["type"]))
+    event = _event(room, [outbound.encode(frame)], skip_user, kind=frame["type"])
+    if mentioned_before is not None:
+        event["mentioned_before"] = [mentioned_before]
+    return await _send(room, event)
 
 
 async def rooms_broadcast_many(frames_by_room: dict[str, list[outbound.Frame]]) -> bool:

@@ -55,8 +55,8 @@ class Member:
 class Watcher:
     """What the hub needs from a user socket: it hears a room's messages, not its presence or typing."""
 
-    def room_messages(self, room: str, messages: list[tuple[dict, str]]) -> None:
-        """Take a room event's messages (new, edited or deleted) as (object, encoded text) pairs."""
+    def room_messages(self, room: str, messages: list[tuple[dict, str, list[int] | None]]) -> None:
+        """Take a room event's messages (new, edited or deleted) as (object, encoded text, mentioned before)."""
         raise NotImplementedError
 
 
@@ -142,7 +142,7 @@ class Hub:
         """
         watchers = self.watchers.get(event["room"])
         if watchers and event.get("kind") == "message":
-            self._tell_watchers(event["room"], watchers, event["texts"])
+            self._tell_watchers(event["room"], watchers, event["texts"], event.get("mentioned_before"))
         members = self.rooms.get(event["room"])
         if not members:
             return 0
@@ -164,8 +164,9 @@ class Hub:
                 metrics.DELIVERY_SECONDS.observe(time.time() - event["at"])
         return count
 
-    def _tell_watchers(self, room: str, watchers: dict, texts: list[str]) -> None:
-        messages = [(json.loads(text), text) for text in texts]  # decoded once per process, not per watcher
+    def _tell_watchers(self, room: str, watchers: dict, texts: list[str], before: list | None = None) -> None:
+        # Decoded once per process, not per watcher; a change carries whom it mentioned before.
+        messages = [(json.loads(text), text, before[i] if before else None) for i, text in enumerate(texts)]
         for watcher in list(watchers):
             try:
                 watcher.room_messages(room, messages)

@@ -32,7 +32,8 @@ class RoomTally:
     def __init__(self, *, user_id: int, state: outbound.Frame) -> None:
         self.user_id = user_id
         self.slug = state["slug"]
-        self.pending: dict[int, tuple[dict, str]] = {}  # version -> (message, its text), waiting for a gap to fill
+        # version -> (message, its text, whom it mentioned before), waiting for a gap to fill
+        self.pending: dict[int, tuple[dict, str, list[int] | None]] = {}
         self.frozen = False  # a refresh is under way: events wait in pending until its snapshot lands
         self.last_version = -1
         self._take(state)
@@ -51,22 +52,25 @@ class RoomTally:
 
     # -- events ------------------------------------------------------------------------
 
-    def offer(self, message: dict, text: str) -> str:
-        """Take a message the room broadcast (new, edited or deleted); return APPLIED, WAITING or STALE."""
+    def offer(self, message: dict, text: str, mentioned_before: list[int] | None = None) -> str:
+        """Take a message the room broadcast (new, edited or deleted); return APPLIED, WAITING or STALE.
+
+        mentioned_before: for an edit or a deletion, whom the message mentioned until then.
+        """
         version = message["version"]
         if version <= self.last_version:
             return STALE  # already counted (by a snapshot or an earlier copy)
         if self.frozen or version != self.last_version + 1:
-            self.pending[version] = (message, text)
+            self.pending[version] = (message, text, mentioned_before)
             return WAITING
-        self._apply(message, text)
+        self._apply(message, text, mentioned_before)
         self._drain()
         return APPLIED
 
-    def _apply(self, message: dict, text: str) -> None:
+    def _apply(self, message: dict, text: str, mentioned_before: list[int] | None) -> None:
         seq = message["seq"]
         counts = message["user"]["id"] != self.user_id and seq > self.last_read
-        mentioned = any(u["id"] == self.user_id for u in message.get("mentions") or ())
+        mentioned = any(u["id"] == self.user_id for u in message["mentions"])
         if seq > self.last_seq:  # new: its seq and its version are both the room's next
             self.last_seq = seq
             self.last_message, self.last_activity = text, message["created"]
@@ -74,8 +78,12 @@ class RoomTally:
                 self.unread += 1
                 self.mentions += mentioned
         else:  # a change to a message already counted (a deleted one never changes again)
+            was_mentioned = self.user_id in (mentioned_before or ())
             if counts and message["deleted"]:
                 self.unread -= 1
+                self.mentions -= was_mentioned
+            elif counts:  # an edit may add or drop a mention
+                self.mentions += mentioned - was_mentioned
             if seq == self.last_seq:
                 self.last_message = text
         self.last_version = message["version"]

@@ -147,7 +147,7 @@ class UserConsumer(LeanConsumer):
 
     # -- the rooms' messages, via the hub --------------------------------------------------
 
-    def room_messages(self, room: str, messages: list[tuple[dict, str]]) -> None:
+    def room_messages(self, room: str, messages: list[tuple[dict, str, list[int] | None]]) -> None:
         if self._early_messages is not None:
             # Before the snapshot is read: it may or may not hold these, so they are offered
             # to it after (each tally drops what it already holds, by version).
@@ -157,8 +157,8 @@ class UserConsumer(LeanConsumer):
         if tally is None:
             return
         changed = False
-        for message, text in messages:
-            changed |= tally.offer(message, text) == APPLIED
+        for message, text, before in messages:
+            changed |= tally.offer(message, text, before) == APPLIED
         if changed:
             self._write_state(tally)
         self._mind_gap(tally)

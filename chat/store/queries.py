@@ -99,7 +99,7 @@ def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, int | None] 
 
 @cache
 def _message_sql() -> tuple[str, str]:
-    fields = ("room", "seq", "version", "user", "body", "client_id", "created")
+    fields = ("room", "seq", "version", "user", "body", "client_id", "created", "mentions")
     insert = (
         f"INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)})"
         f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {_col(Message, 'id')}"
@@ -112,18 +112,18 @@ def _message_sql() -> tuple[str, str]:
 
 
 def message_insert(*, room_id: int, seq: int, version: int, user_id: int, body: str, client_id: str | None,
-                   created: datetime) -> int:
+                   created: datetime, mentions: str = "") -> int:
     """Insert a message row and return its id."""
     insert, _ = _message_sql()
     with connection.cursor() as cursor:
         cursor.execute(insert, [room_id, seq, version, user_id, body, client_id,
-                                connection.ops.adapt_datetimefield_value(created)])
+                                connection.ops.adapt_datetimefield_value(created), mentions])
         return cursor.fetchone()[0]
 
 
-def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], created: datetime
+def messages_store(*, groups: dict[int, list[tuple[int, str, str | None, str]]], created: datetime
                    ) -> dict[int, list[tuple[int, int, int]]]:
-    """Store new messages, grouped by room id as (user_id, body, client_id); return {room_id: [(id, seq), ...]}.
+    """Store new messages, grouped by room id as (user_id, body, client_id, mentions); return {room_id: [(id, seq, version)]}.
 
     One transaction: each room's last_seq goes up by its count (rooms in id order, so two
     concurrent batches cannot deadlock) and the rows get the seqs in order. A room that no
@@ -153,7 +153,7 @@ def messages_store(*, groups: dict[int, list[tuple[int, str, str | None]]], crea
     return _by_room(returned)
 
 
-async def messages_store_async(conn, *, groups: dict[int, list[tuple[int, str, str | None]]], created: datetime
+async def messages_store_async(conn, *, groups: dict[int, list[tuple[int, str, str | None, str]]], created: datetime
                                ) -> dict[int, list[tuple[int, int, int]]]:
     """messages_store on PostgreSQL, from the event loop (chat/writer.py's own connection).
 
@@ -212,17 +212,17 @@ def _insert_sql(rooms: list[int], groups: dict, when) -> tuple[str, list]:
     values, params = [], []
     for room_id in rooms:
         rows = groups[room_id]
-        for k, (user_id, body, client_id) in enumerate(rows):
-            values.append("(%s, %s, %s, %s, %s)")
-            params += [room_id, len(rows) - k, user_id, body, client_id]
+        for k, (user_id, body, client_id, mentions) in enumerate(rows):
+            values.append("(%s, %s, %s, %s, %s, %s)")
+            params += [room_id, len(rows) - k, user_id, body, client_id, mentions]
     params.append(when)
-    fields = ("room", "seq", "version", "user", "body", "client_id", "created")
+    fields = ("room", "seq", "version", "user", "body", "client_id", "mentions", "created")
     last_seq, last_version = _col(Room, "last_seq"), _col(Room, "last_version")
     sql = (
-        f"WITH v(room_id, back, user_id, body, client_id) AS (VALUES {', '.join(values)})"
+        f"WITH v(room_id, back, user_id, body, client_id, mentions) AS (VALUES {', '.join(values)})"
         f" INSERT INTO {_table(Message)} ({', '.join(_col(Message, f) for f in fields)})"
         f" SELECT v.room_id, r.{last_seq} - v.back + 1, r.{last_version} - v.back + 1, v.user_id, v.body,"
-        f" v.client_id, %s"
+        f" v.client_id, v.mentions, %s"
         f" FROM v JOIN {_table(Room)} r ON r.{_col(Room, 'id')} = v.room_id"
         # Ids follow the seqs; the rows come back keyed by (room, seq), as RETURNING's order is not promised.
         f" ORDER BY v.room_id, v.back DESC"

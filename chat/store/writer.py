@@ -113,7 +113,7 @@ def _store_each(drafts: list[services.MessageDraft]) -> list:
 def _store_one(draft: services.MessageDraft):
     try:
         return services.message_create(
-            room=draft.room, user=draft.user, body=draft.body, client_id=draft.client_id, attachment=draft.attachment
-        )
+            room=draft.room, user=draft.user, body=draft.body, client_id=draft.client_id, attachment=draft.attachment,
+            mentioned=draft.mentions)
     except Exception as exc:  # noqa: BLE001 - the draft's answer (an error frame), not a crash
         return exc

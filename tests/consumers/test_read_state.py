@@ -220,11 +220,11 @@ async def test_a_lost_broadcast_is_noticed_by_the_next_and_the_count_read_afresh
     tell = hub_module.Hub._tell_watchers
     dropped = []
 
-    def lossy(self, room, watchers, texts):
+    def lossy(self, room, watchers, texts, before=None):
         if not dropped:
             dropped.append(texts)  # as if Redis had lost this one event for this process
             return None
-        return tell(self, room, watchers, texts)
+        return tell(self, room, watchers, texts, before)
 
     monkeypatch.setattr(hub_module.Hub, "_tell_watchers", lossy)
     await _post(bob, "lost to the user socket", "b1")

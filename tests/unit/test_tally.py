@@ -16,9 +16,10 @@ def _state(**over):
     return state
 
 
-def _message(seq, version, user=OTHER, deleted=False, body="hi"):
+def _message(seq, version, user=OTHER, deleted=False, body="hi", mentions=()):
     message = {"type": "message", "id": seq, "seq": seq, "version": version, "user": {"id": user, "username": "u"},
-               "body": body, "deleted": deleted, "created": f"2026-12-01T00:00:{seq:02d}.000Z"}
+               "body": body, "deleted": deleted, "created": f"2026-12-01T00:00:{seq:02d}.000Z",
+               "mentions": [{"id": m, "username": f"u{m}"} for m in mentions]}
     return message, json.dumps(message)
 
 
@@ -87,3 +88,17 @@ def test_a_snapshot_behind_the_applied_events_is_refused_and_one_ahead_is_taken(
     assert tally.adopt(_state(last_seq=3, last_version=3, last_read=2, unread=1))
     assert tally.offer(*_message(3, 3)) == STALE
     assert (tally.unread, tally.last_read) == (1, 2)
+
+
+def test_mentions_count_new_ones_and_follow_edits_and_deletions():
+    tally = RoomTally(user_id=ME, state=_state())
+    tally.offer(*_message(1, 1, mentions=[ME]))
+    tally.offer(*_message(2, 2, mentions=[3]))  # someone else
+    tally.offer(*_message(3, 3, user=ME, mentions=[ME]))  # her own: not unread, not a mention
+    assert (tally.unread, tally.mentions) == (2, 1)
+    tally.offer(*_message(2, 4, body="now @me", mentions=[ME]), [3])  # an edit adds her
+    assert tally.mentions == 2
+    tally.offer(*_message(1, 5, body="no one", mentions=[]), [ME])  # an edit drops her
+    assert (tally.unread, tally.mentions) == (2, 1)
+    tally.offer(*_message(2, 6, deleted=True), [ME])  # a deletion takes both back
+    assert (tally.unread, tally.mentions) == (1, 0)
