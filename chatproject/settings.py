@@ -233,6 +233,8 @@ CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 3600)
 # A user socket writes a room's state at most once per this many seconds (the latest state,
 # on the trailing edge): a busy room costs each sidebar a few frames a second, not one per message.
 CHAT_ROOM_STATE_INTERVAL = env_float("CHAT_ROOM_STATE_INTERVAL", 0.25)
+# GET /api/users/?q= (the DM picker's type-ahead) answers at most this many users.
+CHAT_USER_SEARCH_MAX = 20
 CHAT_TYPING_MIN_INTERVAL = env_float("CHAT_TYPING_MIN_INTERVAL", 1.0)
 # A worker that stops heartbeating for CHAT_PRESENCE_TTL seconds is presumed dead; the
 # survivors sweep its connections on their next heartbeat (every CHAT_PRESENCE_HEARTBEAT).

@@ -238,6 +238,8 @@ def room_create(*, user: AbstractBaseUser, name: object, slug: object = None, pr
         slug = slugify(name)[:64]
     if not isinstance(slug, str) or slugify(slug) != slug or not slug or len(slug) > 64:
         raise ChatError("bad_request", "slug must be 1 to 64 lowercase letters, digits, hyphens or underscores")
+    if slug.startswith(DM_SLUG_PREFIX):
+        raise ChatError("bad_request", f"slugs starting {DM_SLUG_PREFIX!r} are kept for direct messages")
     if not isinstance(private, bool):
         raise ChatError("bad_request", "private must be a boolean")
     try:
@@ -251,6 +253,8 @@ def room_create(*, user: AbstractBaseUser, name: object, slug: object = None, pr
 
 def membership_add(*, room: Room, actor: AbstractBaseUser, username: object) -> tuple[Membership, bool]:
     """Add a user to a room; only its creator or staff may. Return the membership and whether it is new."""
+    if room.dm:
+        raise ChatError("forbidden", "a direct message's members cannot change")
     if not selectors.room_user_can_manage(room=room, user=actor):
         raise ChatError("forbidden", "only the room's creator or staff may add members")
     if not isinstance(username, str) or not username:
@@ -297,12 +301,50 @@ def membership_remove(*, room: Room, actor: AbstractBaseUser, username: object) 
     """Remove a user from a room: its creator or staff may remove anyone, a member may remove themselves."""
     if not isinstance(username, str) or not username:
         raise ChatError("bad_request", "username must be a non-empty string")
+    if room.dm:
+        raise ChatError("forbidden", "a direct message's members cannot change")
     leaving = actor.is_authenticated and actor.get_username() == username
     if not leaving and not selectors.room_user_can_manage(room=room, user=actor):
         raise ChatError("forbidden", "only the room's creator or staff may remove members")
     deleted, _ = Membership.objects.filter(room=room, user__username=username).delete()
     if not deleted:
         raise ChatError("not_found", f"{username!r} is not a member of this room")
+
+
+DM_SLUG_PREFIX = "dm-"
+
+
+def dm_open(*, user: AbstractBaseUser, username: object) -> tuple[Room, bool]:
+    """Return the one DM room of the user and another user, creating it if need be; and whether it is new.
+
+    Two users who start a DM with each other at the same moment get the same room: the
+    pair's key is unique, so the second insert fails and finds the first one's room.
+    """
+    if not isinstance(username, str) or not username:
+        raise ChatError("bad_request", "username must be a non-empty string")
+    other = get_user_model().objects.filter(username=username, is_active=True).first()
+    if other is None:
+        raise ChatError("not_found", f"no user named {username!r}")
+    if other.pk == user.pk:
+        raise ChatError("bad_request", "a direct message needs another user")
+    low, high = sorted((user.pk, other.pk))
+    key = f"{low}-{high}"
+    room = Room.objects.filter(dm_key=key).first()
+    if room is not None:
+        return room, False
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(slug=f"{DM_SLUG_PREFIX}{key}", name=f"{user.get_username()}, {username}",
+                                       private=True, dm=True, dm_key=key, created_by=user)
+            # One by one, not bulk: each membership's signal tells that user's sockets (the sidebar).
+            Membership.objects.create(room=room, user_id=low)
+            Membership.objects.create(room=room, user_id=high)
+    except IntegrityError:
+        room = Room.objects.filter(dm_key=key).first()
+        if room is None:  # the slug, not the pair, was taken
+            raise ChatError("bad_request", f"the room {DM_SLUG_PREFIX}{key} exists and is not a DM") from None
+        return room, False
+    return room, True
 
 
 def _token_digest(raw: str) -> str:

@@ -14,7 +14,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from chat.actions import authority
-from chat.domain import selectors, services
+from chat.domain import search, selectors, services
 from chat.presence import get_presence_store
 from chat.protocol import inbound
 from chat.protocol.errors import ChatError
@@ -158,6 +158,27 @@ def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
     else:
         messages, has_more = selectors.message_list_latest(room=room, limit=limit)
     return JsonResponse({"messages": messages, "has_more": has_more})
+
+
+@api_view("POST")
+def dms(request: HttpRequest) -> JsonResponse:
+    """Open the one DM with another user: 201 when it is new, 200 when it existed; its state for the caller."""
+    room, created = services.dm_open(user=request.user, username=json_body(request).get("username"))
+    state = selectors.room_state(user=request.user, room_id=room.pk)
+    return JsonResponse(state, status=201 if created else 200)
+
+
+@api_view("GET")
+def users(request: HttpRequest) -> JsonResponse:
+    """Type-ahead over usernames: at most CHAT_USER_SEARCH_MAX matches, never the whole table."""
+    return JsonResponse({"users": search.users_matching(user=request.user, q=request.GET.get("q", ""))})
+
+
+@api_view("GET")
+def message_search(request: HttpRequest) -> JsonResponse:
+    results, has_more = search.search(user=request.user, q=request.GET.get("q"), room=request.GET.get("room") or None,
+                                      before=_query_int(request, "before", low=1))
+    return JsonResponse({"results": results, "has_more": has_more})
 
 
 async def _channel_layer_ok() -> bool:

@@ -13,4 +13,7 @@ urlpatterns = [
     path("api/rooms/<slug:slug>/members/", api.room_members, name="api_room_members"),
     path("api/rooms/<slug:slug>/members/<str:username>/", api.room_member, name="api_room_member"),
     path("api/rooms/<slug:slug>/messages/", api.room_messages, name="api_room_messages"),
+    path("api/dms/", api.dms, name="api_dms"),
+    path("api/users/", api.users, name="api_users"),
+    path("api/search/", api.message_search, name="api_search"),
 ]

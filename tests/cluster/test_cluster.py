@@ -206,7 +206,7 @@ def _worker_request(deployment, i: int, method: str, path: str, *, headers=None,
         "Host": f"localhost:{deployment.cluster.https_port}", "X-Forwarded-Proto": "https",
         "X-Forwarded-For": "127.0.0.1", **(headers or {})})
     response = conn.getresponse()
-    response.read()
+    response.body = response.read()
     conn.close()
     return response
 
@@ -453,3 +453,33 @@ async def test_the_user_socket_counts_exactly_across_workers_and_a_read_reaches_
         async with ws_connect(deployment.worker_url(0, "/ws/user/"), token=alice["token"]) as fresh:
             again = await recv_json(fresh)
             assert [(r["unread"], r["last_read"], r["last_seq"]) for r in again["rooms"]] == [(5, total - 5, total)]
+
+
+# -- protocol section 12 on PostgreSQL and two workers ------------------------------
+
+
+def test_search_on_postgresql_is_full_text_with_its_index_and_keeps_private_rooms_private(deployment):
+    from tests.cluster import pg_search_checks
+
+    out = deployment.cluster.manage("shell", "--no-startup", "-c",
+                                    "from tests.cluster.pg_search_checks import check; check()")
+    assert json.loads(out.strip().splitlines()[-1]) == [fn.__name__ for fn in pg_search_checks.CHECKS]
+
+
+def test_two_users_starting_a_dm_on_two_workers_at_once_get_one_room(deployment):
+    import concurrent.futures
+
+    alice, bob = deployment.user("alice"), deployment.user("bob")
+
+    def open_dm(i: int):
+        me, other = (alice, bob) if i % 2 else (bob, alice)
+        response = _worker_request(deployment, i % 2, "POST", "/api/dms/",
+                                   headers={"Authorization": f"Bearer {me['token']}",
+                                            "Content-Type": "application/json"},
+                                   body=json.dumps({"username": other["username"]}).encode())
+        return response.status, json.loads(response.body)["slug"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(open_dm, range(8)))
+    assert sorted(status for status, _ in answers) == [200] * 7 + [201], answers
+    assert len({slug for _, slug in answers}) == 1
