@@ -103,7 +103,7 @@ clean:
 
 # Benchmarks (bench/run.py, results in bench/results, docs/benchmarks.md): ours against the Node
 # `ws` broadcast server and the Channels tutorial consumer. Needs node and npm on PATH.
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-search
 $(VENV)/.bench-deps: bench/requirements.txt $(VENV)/.deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@touch $@
@@ -118,3 +118,8 @@ bench: $(VENV)/.bench-deps bench/peers/node_modules/.package-lock.json
 
 bench-quick: $(VENV)/.bench-deps bench/peers/node_modules/.package-lock.json
 	$(PY) -m bench.run --quick
+
+# Search latency on PostgreSQL over 100,000 stored messages (bench/search_latency.py).
+bench-search: $(VENV)/.bench-deps
+	sh deploy/install-system-deps.sh $(CLUSTER_SERVICES)
+	$(PY) -m bench.search_latency

@@ -89,6 +89,18 @@ class Hub:
         """Let a user socket hear a room's messages."""
         await self._add(self.watchers, room, watcher)
 
+    async def watch_many(self, rooms: list[str], watcher: Watcher) -> None:
+        """Let a user socket hear several rooms; the missing subscriptions go out together (one wait, not one each)."""
+        missing = [room for room in rooms if room not in self._subscribed]
+        if missing:
+            async with self._lock:
+                await self._listen()
+                missing = [room for room in missing if room not in self._subscribed]
+                await asyncio.gather(*(self.layer.group_add(room_group(room), self.channel) for room in missing))
+                self._subscribed.update(missing)
+        for room in rooms:  # no await from the checks above to here: nothing unsubscribes in between
+            self.watchers.setdefault(room, {})[watcher] = None
+
     async def unwatch(self, room: str, watcher: Watcher) -> None:
         await self._remove(self.watchers, room, watcher)
 

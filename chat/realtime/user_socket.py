@@ -69,8 +69,7 @@ class UserConsumer(LeanConsumer):
         get_socket_index().add(self, identity=identity, room=None)
         hub = get_hub()
         await hub.listen()
-        for slug in slugs:
-            await hub.watch(slug, self)
+        await hub.watch_many(slugs, self)
         self._watched = set(slugs)
         states = await database_sync_to_async(selectors.room_states)(user=user)
         if self.tallies is None:

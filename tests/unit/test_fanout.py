@@ -148,3 +148,45 @@ async def test_a_member_that_raises_does_not_stop_delivery_to_the_rest_of_the_ro
     await last.wait_for(2)
     assert first.frames == last.frames == ['{"type":"pong","ts":"a"}', '{"type":"pong","ts":"b"}']
     assert broken.calls == 2
+
+
+class Watching:
+    """A user socket as the hub sees it: it hears messages, and records them."""
+
+    def __init__(self):
+        self.heard = []
+
+    def room_messages(self, room, messages):
+        self.heard.append((room, [(m["seq"], before) for m, _text, before in messages]))
+
+
+async def test_a_room_stays_subscribed_while_a_member_or_a_watcher_needs_it(monkeypatch):
+    hub = Hub()
+    calls = []
+    add, discard = hub.layer.group_add, hub.layer.group_discard
+
+    async def counted_add(group, channel):
+        calls.append(("add", group))
+        return await add(group, channel)
+
+    async def counted_discard(group, channel):
+        calls.append(("discard", group))
+        return await discard(group, channel)
+
+    monkeypatch.setattr(hub.layer, "group_add", counted_add)
+    monkeypatch.setattr(hub.layer, "group_discard", counted_discard)
+    member, watcher = Recorder(1), Watching()
+    await hub.join("hub-both", member)
+    await hub.watch_many(["hub-both", "hub-only-watched"], watcher)
+    message = '{"type":"message","seq":1,"version":1}'
+    assert hub.fan_out({"room": "hub-both", "texts": [message], "kind": "message"}) == 1
+    hub.fan_out({"room": "hub-both", "texts": ['{"type":"typing"}'], "kind": "typing"})  # not for watchers
+    hub.fan_out({"room": "hub-only-watched", "texts": [message], "kind": "message", "mentioned_before": [[4]]})
+    assert watcher.heard == [("hub-both", [(1, None)]), ("hub-only-watched", [(1, [4])])]
+    await hub.leave("hub-both", member)
+    assert ("discard", "chat.room.hub-both") not in calls  # the watcher still needs it
+    await hub.unwatch("hub-both", watcher)
+    await hub.unwatch("hub-only-watched", watcher)
+    rooms = [(kind, group) for kind, group in calls if group.startswith("chat.room.")]
+    assert sorted(rooms) == [("add", "chat.room.hub-both"), ("add", "chat.room.hub-only-watched"),
+                             ("discard", "chat.room.hub-both"), ("discard", "chat.room.hub-only-watched")]
