@@ -8,9 +8,10 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from chat.actions.authority import connect_signals
+        from chat.actions import authority, read_state
 
-        connect_signals()
+        authority.connect_signals()
+        read_state.connect_signals()
 
 
 class ChatAdminConfig(admin_apps.AdminConfig):

@@ -11,6 +11,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 SOCKETS_OPEN = Gauge("chat_sockets_open", "Open sockets past hello, by kind", ["kind"], multiprocess_mode="livesum")
 HANDSHAKES = Counter("chat_handshakes_total", "Socket handshakes by outcome (hello, or the close code)", ["outcome"])
+USER_SOCKET_REFRESHES = Counter("chat_user_socket_refreshes_total",
+                                "Room states a user socket read afresh (a lost or out-of-order event, a stale snapshot)")
 MESSAGES_STORED = Counter("chat_messages_stored_total", "Messages committed")
 FRAMES_IN = Counter("chat_frames_in_total", "Frames read from clients, by type", ["type"])
 FRAMES_OUT = Counter("chat_frames_out_total", "Frames written to clients, by type", ["type"])

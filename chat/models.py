@@ -8,6 +8,8 @@ class Room(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     private = models.BooleanField(default=False, help_text="Only members may read or post.")
+    # A direct-message room: private, exactly two members, who never change.
+    dm = models.BooleanField(default=False, db_default=False, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -32,6 +34,8 @@ class Membership(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships")
     created = models.DateTimeField(auto_now_add=True)
+    # The user's read cursor: the seq they have read up to; it never moves back.
+    last_read = models.PositiveBigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "user"], name="chat_membership_unique")]

@@ -4,11 +4,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from chat.domain import auth
-from chat.models import Attachment, Message, Room
+from chat.models import Attachment, Membership, Message, Room
 from chat.protocol import outbound
 from chat.store import queries
 
@@ -29,13 +30,17 @@ def room_user_can_access(*, room: Room, user: AbstractBaseUser) -> bool:
     return access_allowed(authenticated=user.is_authenticated, private=room.private, member=bool(member))
 
 
-def room_with_access(*, slug: str, user: AbstractBaseUser) -> tuple[Room, bool] | None:
-    """Return the room with this slug and whether the user may enter it, or None (one query)."""
+def room_with_access(*, slug: str, user: AbstractBaseUser) -> tuple[Room, bool, int | None] | None:
+    """Return the room with this slug, whether the user may enter it and their read cursor (None: not joined).
+
+    One query; None when there is no such room.
+    """
     found = queries.room_with_membership(slug=slug, user_id=user.pk)
     if found is None:
         return None
-    room, member = found
-    return room, access_allowed(authenticated=user.is_authenticated, private=room.private, member=member)
+    room, last_read = found
+    allowed = access_allowed(authenticated=user.is_authenticated, private=room.private, member=last_read is not None)
+    return room, allowed, last_read
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +52,16 @@ class RoomOpening:
     allowed: bool = False
     # (messages for hello, last_seq, last_version, truncated); only when allowed
     snapshot: tuple[list[outbound.Frame], int, int, bool] | None = None
+    last_read: int = 0
+    joined_now: bool = False  # a public room this open joined (protocol section 11)
 
 
 def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | None,
                      since: int | None = None) -> RoomOpening:
-    """Authenticate, find the room, check access and take hello's snapshot: one trip to the database thread."""
+    """Authenticate, find the room, check access and take hello's snapshot: one trip to the database thread.
+
+    Opening a public room joins it: the user's read cursor starts at the room's newest seq.
+    """
     identity = auth.authenticate(credentials)
     user = identity.user
     if not user.is_authenticated:
@@ -59,12 +69,18 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
     found = room_with_access(slug=slug, user=user)
     if found is None:
         return RoomOpening(identity=identity)
-    room, allowed = found
+    room, allowed, last_read = found
     if not allowed:
         return RoomOpening(identity=identity, room=room)
     # last_seq and last_version come from the room row, read before the messages: they never
     # exceed what the messages hold.
     last_seq, last_version = room.last_seq, room.last_version
+    joined_now = last_read is None
+    if joined_now:
+        # Another tab may join at the same moment: the unique constraint keeps one row.
+        Membership.objects.bulk_create([Membership(room_id=room.pk, user_id=user.pk, last_read=last_seq)],
+                                       ignore_conflicts=True)
+        last_read = last_seq
     if after is None:
         messages, _ = message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST) if last_seq else ([], False)
         snapshot = (messages, last_seq, last_version, False)
@@ -74,7 +90,8 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
     else:
         messages, more = message_list_after(room=room, after=after, since=since, limit=settings.CHAT_RECOVERY_MAX)
         snapshot = (messages, last_seq, last_version, more)
-    return RoomOpening(identity=identity, room=room, allowed=True, snapshot=snapshot)
+    return RoomOpening(identity=identity, room=room, allowed=True, snapshot=snapshot, last_read=last_read,
+                       joined_now=joined_now)
 
 
 def room_user_can_manage(*, room: Room, user: AbstractBaseUser) -> bool:
@@ -173,3 +190,55 @@ def room_users_allowed(*, slug: str, user_ids: set[int]) -> set[int] | None:
     active = set(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", flat=True))
     members = set(room.memberships.filter(user_id__in=active).values_list("user_id", flat=True)) if room.private else set()
     return {u for u in active if access_allowed(authenticated=True, private=room.private, member=u in members)}
+
+
+# -- read state (protocol section 11) ------------------------------------------------------
+
+
+def room_states(*, user: AbstractBaseUser, room_ids: list[int] | None = None) -> list[outbound.Frame]:
+    """Return the state of each room the user joined (or of those of room_ids), newest activity first.
+
+    Three queries whatever the number of rooms: the memberships with their rooms and exact
+    unread and mention counts (from the cursor and seq), then the rooms' newest messages.
+    """
+    memberships = Membership.objects.filter(user_id=user.pk).select_related("room")
+    if room_ids is not None:
+        memberships = memberships.filter(room_id__in=room_ids)
+    unread = (Message.objects.filter(room_id=OuterRef("room_id"), seq__gt=OuterRef("last_read"), deleted=False)
+              .exclude(user_id=user.pk).order_by().values("room_id").annotate(n=Count("*")).values("n"))
+    rows = list(memberships.annotate(unread=Coalesce(Subquery(unread), 0)))
+    newest = Q(pk__in=[])
+    for m in rows:
+        if m.room.last_seq:
+            newest |= Q(room_id=m.room_id, seq=m.room.last_seq)
+    last = {msg.room_id: msg for msg in Message.objects.filter(newest).select_related("user", "attachment")}
+    states = []
+    for m in rows:
+        message = last.get(m.room_id)
+        states.append(outbound.room_state(
+            room=m.room, last_read=m.last_read, unread=m.unread, mentions=0,
+            last_message=message_to_frame(message, room_slug=m.room.slug) if message else None,
+            last_activity=message.created if message else m.room.created))
+    states.sort(key=lambda state: state["last_activity"], reverse=True)
+    return states
+
+
+def room_state(*, user: AbstractBaseUser, room_id: int) -> outbound.Frame | None:
+    """Return the state of one room the user joined, or None if they have not."""
+    states = room_states(user=user, room_ids=[room_id])
+    return states[0] if states else None
+
+
+def room_state_by_slug(*, user: AbstractBaseUser, slug: str) -> outbound.Frame | None:
+    """Return the state of the room with this slug if the user joined it, else None."""
+    room_id = Room.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    return None if room_id is None else room_state(user=user, room_id=room_id)
+
+
+def user_socket_open(*, credentials: auth.Credentials) -> tuple[auth.Identity, list[str]]:
+    """Authenticate a user socket and list the slugs of the rooms the user joined (what it must hear)."""
+    identity = auth.authenticate(credentials)
+    if not identity.user.is_authenticated:
+        return identity, []
+    slugs = list(Membership.objects.filter(user_id=identity.user.pk).values_list("room__slug", flat=True))
+    return identity, slugs

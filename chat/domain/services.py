@@ -9,6 +9,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -246,8 +248,39 @@ def membership_add(*, room: Room, actor: AbstractBaseUser, username: object) -> 
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise ChatError("bad_request", f"no user named {username!r}")
-    membership, created = Membership.objects.get_or_create(room=room, user=user)
-    return membership, created
+    return _membership_make(room=room, user=user)
+
+
+def _membership_make(*, room: Room, user: AbstractBaseUser) -> tuple[Membership, bool]:
+    """Get or create a membership; a new member starts with the history read (what came before is not news)."""
+    last_seq = Room.objects.filter(pk=room.pk).values_list("last_seq", flat=True).first()
+    if last_seq is None:
+        raise ChatError("not_found", "the room no longer exists")
+    return Membership.objects.get_or_create(room=room, user=user, defaults={"last_read": last_seq})
+
+
+def room_join(*, room: Room, user: AbstractBaseUser) -> bool:
+    """Join a public room again (its history counts as read); return whether the user was not a member yet."""
+    if room.private:
+        return False  # a private room is joined by being added
+    try:
+        return _membership_make(room=room, user=user)[1]
+    except ChatError:
+        return False  # deleted meanwhile: posting there fails on its own
+
+
+def read_advance(*, room: Room, user: AbstractBaseUser, seq: object) -> outbound.Frame | None:
+    """Raise the user's read cursor in the room to min(seq, the room's last seq); return the new state.
+
+    A cursor never moves back, so a stale read from another tab changes nothing (None); a
+    user who has not joined the room has no cursor to move (None).
+    """
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise ChatError("bad_request", "`seq` must be a non-negative integer")
+    target = Least(Value(seq), Subquery(Room.objects.filter(pk=room.pk).values("last_seq")))
+    moved = (Membership.objects.filter(room_id=room.pk, user_id=user.pk)
+             .filter(last_read__lt=target).update(last_read=target))
+    return selectors.room_state(user=user, room_id=room.pk) if moved else None
 
 
 def membership_remove(*, room: Room, actor: AbstractBaseUser, username: object) -> None:

@@ -9,10 +9,12 @@ from django.conf import settings
 
 from chat.protocol.errors import ChatError
 
-CLIENT_TYPES = frozenset({"message", "typing", "history", "upload", "ping", "edit", "delete"})
+CLIENT_TYPES = frozenset({"message", "typing", "history", "upload", "ping", "edit", "delete", "read"})
+# What a user socket (/ws/user/) takes: it only listens, and answers pings.
+USER_SOCKET_TYPES = frozenset({"ping"})
 
 
-def decode(text: str) -> dict[str, Any]:
+def decode(text: str, types: frozenset[str] = CLIENT_TYPES) -> dict[str, Any]:
     """Parse a text frame into a frame dict with a known string `type`."""
     limit = settings.CHAT_MAX_TEXT_FRAME_BYTES
     # Four bytes per character at most: only encode when the frame might be too large.
@@ -27,7 +29,7 @@ def decode(text: str) -> dict[str, Any]:
     kind = frame.get("type")
     if not isinstance(kind, str):
         raise ChatError("bad_request", "a frame needs a string `type`")
-    if kind not in CLIENT_TYPES:
+    if kind not in types:
         raise ChatError("bad_request", f"unknown frame type {kind[:40]!r}")
     return frame
 
@@ -177,3 +179,8 @@ def check_edit(frame: dict) -> tuple[object, str, str | None]:
 def check_delete(frame: dict) -> tuple[object, str | None]:
     """Return (id, client_id) of a delete frame."""
     return frame.get("id"), check_client_id(frame.get("client_id"))
+
+
+def check_read(frame: dict) -> int:
+    """Return the seq of a read frame."""
+    return check_int(frame, "seq", low=0)

@@ -67,7 +67,7 @@ def message_obj(
 
 
 def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame], last_seq: int, last_version: int,
-          truncated: bool) -> Frame:
+          truncated: bool, last_read: int = 0) -> Frame:
     return {
         "type": "hello",
         "user": user,
@@ -76,8 +76,44 @@ def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame],
         "messages": messages,
         "last_seq": last_seq,
         "last_version": last_version,
+        "last_read": last_read,
         "truncated": truncated,
     }
+
+
+def room_state(*, room, last_read: int, unread: int, mentions: int, last_message: Frame | None,
+               last_activity: datetime, joined: bool = True) -> Frame:
+    """A room's state for one user (protocol section 11): counts, cursor and newest message.
+
+    The `room_state` frame is this object with its type first (room_state_frame).
+    """
+    return {
+        "slug": room.slug,
+        "name": room.name,
+        "private": room.private,
+        "dm": room.dm,
+        "joined": joined,
+        "last_seq": room.last_seq,
+        "last_version": room.last_version,
+        "last_read": last_read,
+        "unread": unread,
+        "mentions": mentions,
+        "last_activity": iso(last_activity),
+        "last_message": last_message,
+    }
+
+
+def room_left(*, slug: str) -> Frame:
+    """The state of a room the user no longer belongs to: left, or removed."""
+    return {"slug": slug, "joined": False}
+
+
+def room_state_frame(state: Frame) -> Frame:
+    return {"type": "room_state", **state}
+
+
+def user_hello(*, user: User, rooms: list[Frame]) -> Frame:
+    return {"type": "user_hello", "user": user, "rooms": rooms}
 
 
 def ack(*, client_id: str | None, message_id: int, seq: int) -> Frame:

@@ -28,17 +28,24 @@ log = logging.getLogger(__name__)
 
 AUTHORITY_GROUP = "chat.authority"
 EVENT_TYPE = "authority.end"
+# A user's room state changed (protocol section 11: a cursor moved, a room joined or left);
+# it travels on the same group, and each process hands it to that user's local sockets.
+USER_EVENT = "user.state"
 # A re-check is at most this far away, so a session's timer never sleeps past a changed expiry for long.
 RECHECK_MAX_SECONDS = 3600.0
 
 
 class Endable:
-    """What the index needs of a socket: who it is, its room, and a way to end it with a close code."""
+    """What the index needs of a socket: who it is, its room, a way to end it, and to tell it its user's state."""
 
     user_id: int | None
-    room_slug: str | None
+    room_slug: str | None  # None for a user socket
 
     async def end(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+    def user_state(self, kind: str, state: dict) -> None:
+        """Take one of the user's room states (a `room_state` frame's fields); kind: read, joined or left."""
         raise NotImplementedError
 
 
@@ -53,7 +60,7 @@ class SocketIndex:
         self._keys: dict[Endable, tuple] = {}
         self._timers: dict[Endable, asyncio.TimerHandle] = {}
 
-    def add(self, socket: Endable, *, identity: auth.Identity, room: str) -> None:
+    def add(self, socket: Endable, *, identity: auth.Identity, room: str | None) -> None:
         """Index an open socket by what let it in; a session socket gets its expiry re-check."""
         digest = auth.session_digest(identity.session_key) if identity.session_key else None
         keys = (identity.user.pk, digest, identity.token_id, room)

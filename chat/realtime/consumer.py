@@ -12,13 +12,11 @@ import time
 import uuid
 from collections import deque
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import metrics
+from chat.actions import read_state
 from chat.actions.messages import message_change, message_post
 from chat.actions.presence import presence_announce
 from chat.actions.typing import typing_relay
@@ -30,6 +28,7 @@ from chat.protocol.errors import ChatError
 from chat.realtime import handshake
 from chat.realtime.authority import get_socket_index
 from chat.realtime.hub import Delivery, get_hub
+from chat.realtime.lean import LeanConsumer
 from chat.realtime.replies import ReplyChain, error_frame
 from chat.realtime.upload_assembly import UploadAssembly
 from chat.realtime.wire import RAW_SEND_EXTENSION
@@ -38,12 +37,9 @@ from chat.store.connection import read_reconnecting_once
 log = logging.getLogger(__name__)
 
 
-class RoomConsumer(AsyncWebsocketConsumer):
-    """One client's socket to one room (protocol sections 2 to 7)."""
+class RoomConsumer(LeanConsumer):
+    """One client's socket to one room (protocol sections 2 to 11)."""
 
-    # Room events reach sockets through the process's hub, so a socket needs no
-    # channel-layer channel of its own (no subscription, no receive loop).
-    channel_layer_alias = None
     room = None
     user_obj: outbound.User | None = None
     user_id: int | None = None
@@ -57,26 +53,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     typing_relayed_at = float("-inf")
     typing_on = False
     _storing = True  # off while the worker drains: what is read from then on is not stored
-
-    async def __call__(self, scope, receive, send):
-        # With no channel-layer channel the socket has one input, so events are awaited
-        # directly: Channels' await_many_dispatch spends a Task and an asyncio.wait on each.
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-
-    async def dispatch(self, message):
-        # Channels hops to a thread to close stale DB connections before every handler;
-        # database work here goes through database_sync_to_async, which does that itself.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+    _joined = True  # off once the user leaves the (public) room; posting joins it again
 
     # -- opening and closing -----------------------------------------------------
 
@@ -130,7 +107,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.send_frame(outbound.hello(
             user=self.user_obj, room=outbound.room_obj(slug=room.slug, name=room.name, private=room.private),
             online=change.online, messages=messages, last_seq=last_seq, last_version=last_version,
-            truncated=truncated))
+            truncated=truncated, last_read=opening.last_read))
         self._ready = True
         metrics.HANDSHAKES.labels("hello").inc()
         metrics.SOCKETS_OPEN.labels("room").inc()
@@ -144,6 +121,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if change.changed:
             # The user's own sockets learn the list from hello: a join is their first socket.
             await presence_announce(room=room.slug, change=change, skip_user=self.user_id)
+        if opening.joined_now:
+            await read_state.room_joined(room=room, user=user)  # it appears on the user's sidebars
         log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, identity.how)
 
     async def disconnect(self, code):
@@ -221,6 +200,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
                                        client_id=client_id)
         await self.send_frame(outbound.ack(client_id=client_id, message_id=changed["id"], seq=changed["seq"]))
 
+    async def frame_read(self, frame):
+        await read_state.read_advance(room=self.room, user=self.user, seq=inbound.check_read(frame))
+
     async def frame_upload(self, frame):
         self._upload_assembly().header(frame)
 
@@ -261,6 +243,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _post(self, *, body, client_id, attachment=None):
         self._refuse_while_draining(client_id)
+        if not self._joined:  # posting in a public room the user left joins it again
+            self._joined = True
+            await read_state.room_join(room=self.room, user=self.user)
         # Pipelined: the message joins the process's next batch and the socket reads its
         # next frame meanwhile; the ack, or the error, goes out in frame order.
         replies = self._reply_chain()
@@ -287,6 +272,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self._outbox.extend(delivery.texts)
             if self._drainer is None or self._drainer.done():
                 self._drainer = asyncio.ensure_future(self._drain_outbox())
+
+    def user_state(self, kind: str, state: dict) -> None:
+        """Pass on the user's cursor moves (in any room, from any tab); note leaving this room."""
+        if kind == "read":
+            self.deliver(Delivery([outbound.encode(outbound.room_state_frame(state))]))
+        elif kind == "left" and state["slug"] == self.room_slug:
+            self._joined = False
 
     async def _drain_outbox(self) -> None:
         while self._outbox:

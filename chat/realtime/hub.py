@@ -8,6 +8,7 @@ local members, writing the already-encoded frame straight to each socket.
 """
 
 import asyncio
+import json
 import logging
 import time
 
@@ -15,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from chat import metrics
 from chat.per_loop import PerLoop
-from chat.realtime.authority import AUTHORITY_GROUP, get_socket_index
+from chat.realtime.authority import AUTHORITY_GROUP, USER_EVENT, get_socket_index
 from chat.realtime.authority import EVENT_TYPE as AUTHORITY_EVENT
 from chat.realtime.broadcaster import room_group
 from chat.realtime.wire import text_frame
@@ -51,58 +52,97 @@ class Member:
         raise NotImplementedError
 
 
+class Watcher:
+    """What the hub needs from a user socket: it hears a room's messages, not its presence or typing."""
+
+    def room_messages(self, room: str, messages: list[tuple[dict, str]]) -> None:
+        """Take a room event's messages (new, edited or deleted) as (object, encoded text) pairs."""
+        raise NotImplementedError
+
+
 class Hub:
-    """One per event loop: the process's single channel and its rooms' local members."""
+    """One per event loop: the process's single channel, its rooms' local members and watchers.
+
+    A room's group is joined while the process has a socket in the room (a member) or a
+    user socket of someone who joined it (a watcher), and left when it has neither.
+    """
 
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.channel: str | None = None
         self.rooms: dict[str, dict[Member, None]] = {}
+        self.watchers: dict[str, dict[Watcher, None]] = {}
+        self._subscribed: set[str] = set()
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task | None = None
         self._endings: set[asyncio.Task] = set()
 
     async def join(self, room: str, member: Member) -> None:
         """Add a socket to a room; subscribe the process to the room if it is its first."""
-        members = self.rooms.get(room)
-        if members is not None:
-            # Already subscribed: no await between the check and the insert, so no lock.
-            members[member] = None
-            return
-        async with self._lock:
-            members = self.rooms.get(room)
-            if members is None:
-                if self.channel is None:
-                    self.channel = await self.layer.new_channel("chat.hub.")
-                    # Endings of authority (protocol section 8) reach every process once, here.
-                    await self.layer.group_add(AUTHORITY_GROUP, self.channel)
-                    self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="chat-hub")
-                await self.layer.group_add(room_group(room), self.channel)
-                members = self.rooms[room] = {}
-            members[member] = None
+        await self._add(self.rooms, room, member)
 
     async def leave(self, room: str, member: Member) -> None:
-        """Remove a socket; unsubscribe the process from the room when its last socket left."""
-        members = self.rooms.get(room)
-        if members is None or member not in members:
-            return
-        if len(members) > 1:
-            del members[member]  # others stay: nothing to unsubscribe, no lock
+        """Remove a socket; unsubscribe the process from the room when nothing local needs it."""
+        await self._remove(self.rooms, room, member)
+
+    async def watch(self, room: str, watcher: Watcher) -> None:
+        """Let a user socket hear a room's messages."""
+        await self._add(self.watchers, room, watcher)
+
+    async def unwatch(self, room: str, watcher: Watcher) -> None:
+        await self._remove(self.watchers, room, watcher)
+
+    async def listen(self) -> None:
+        """Make sure the process hears its users' events, whether or not it is in any room."""
+        if self.channel is None:
+            async with self._lock:
+                await self._listen()
+
+    async def _listen(self) -> None:
+        if self.channel is None:  # the lock is held
+            self.channel = await self.layer.new_channel("chat.hub.")
+            # Endings of authority (protocol section 8) and users' read state (section 11)
+            # reach every process once, here.
+            await self.layer.group_add(AUTHORITY_GROUP, self.channel)
+            self._reader = asyncio.get_running_loop().create_task(self._read_forever(), name="chat-hub")
+
+    async def _add(self, table: dict, room: str, member) -> None:
+        if room in self._subscribed:
+            # No await between the check and the insert, so no lock.
+            table.setdefault(room, {})[member] = None
             return
         async with self._lock:
-            members = self.rooms.get(room)
-            if members is None or member not in members:
+            if room not in self._subscribed:
+                await self._listen()
+                await self.layer.group_add(room_group(room), self.channel)
+                self._subscribed.add(room)
+            table.setdefault(room, {})[member] = None
+
+    async def _remove(self, table: dict, room: str, member) -> None:
+        members = table.get(room)
+        if members is None or member not in members:
+            return
+        del members[member]
+        if members:
+            return  # others stay: nothing to unsubscribe, no lock
+        del table[room]
+        if room in self.rooms or room in self.watchers:
+            return
+        async with self._lock:
+            if room in self.rooms or room in self.watchers or room not in self._subscribed:
                 return
-            del members[member]
-            if not members:
-                del self.rooms[room]
-                await self.layer.group_discard(room_group(room), self.channel)
+            # Marked first: a join during the discard takes the lock and subscribes again.
+            self._subscribed.discard(room)
+            await self.layer.group_discard(room_group(room), self.channel)
 
     def fan_out(self, event: dict) -> int:
         """Write an event's frames to every local member of its room but skip_user; return how many got it.
 
         A member whose deliver() raises is logged and skipped: the rest of the room still gets the event.
         """
+        watchers = self.watchers.get(event["room"])
+        if watchers and event.get("kind") == "message":
+            self._tell_watchers(event["room"], watchers, event["texts"])
         members = self.rooms.get(event["room"])
         if not members:
             return 0
@@ -124,6 +164,24 @@ class Hub:
                 metrics.DELIVERY_SECONDS.observe(time.time() - event["at"])
         return count
 
+    def _tell_watchers(self, room: str, watchers: dict, texts: list[str]) -> None:
+        messages = [(json.loads(text), text) for text in texts]  # decoded once per process, not per watcher
+        for watcher in list(watchers):
+            try:
+                watcher.room_messages(room, messages)
+            except Exception:  # one broken socket must not cost the others the event
+                log.exception("telling a user socket failed room=%s", room)
+
+    def tell_user(self, event: dict) -> int:
+        """Hand a user's new room state to each of their local sockets (both kinds); return how many."""
+        sockets = list(get_socket_index().by_user.get(event["user"], ()))
+        for socket in sockets:
+            try:
+                socket.user_state(event["kind"], event["state"])
+            except Exception:
+                log.exception("telling a socket its user's state failed user=%s", event["user"])
+        return len(sockets)
+
     async def _read_forever(self) -> None:
         while True:
             try:
@@ -132,6 +190,8 @@ class Hub:
                     # Its own task: a room re-check reads the database, and delivery must not wait.
                     self._endings.add(task := asyncio.get_running_loop().create_task(get_socket_index().handle(event)))
                     task.add_done_callback(self._endings.discard)
+                elif event.get("type") == USER_EVENT:
+                    self.tell_user(event)
                 else:
                     self.fan_out(event)
             except asyncio.CancelledError:

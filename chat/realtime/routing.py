@@ -7,11 +7,13 @@ from channels.security.websocket import WebsocketDenier
 from django.urls import path
 
 from chat.realtime.consumer import RoomConsumer
+from chat.realtime.user_socket import UserConsumer
 
 log = logging.getLogger(__name__)
 
 websocket_urlpatterns = [
     path("ws/rooms/<slug:slug>/", RoomConsumer.as_asgi()),
+    path("ws/user/", UserConsumer.as_asgi()),
 ]
 
 

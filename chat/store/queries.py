@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from chat.models import ApiToken, Membership, Message, Room
 
 # Room fields a socket needs (the rest load on access, from sync code only).
-ROOM_FIELDS = ("id", "slug", "name", "private", "last_seq", "last_version", "created_by")
+ROOM_FIELDS = ("id", "slug", "name", "private", "dm", "last_seq", "last_version", "created_by")
 
 
 def _select_list(model, alias: str, fields) -> tuple[list[str], str]:
@@ -77,15 +77,15 @@ def token_user(*, digest: str, stale_before: datetime) -> tuple[int, bool, Abstr
 def _room_sql() -> tuple[str, list[str]]:
     names, columns = _select_list(Room, "r", ROOM_FIELDS)
     sql = (
-        f"SELECT {columns}, EXISTS(SELECT 1 FROM {_table(Membership)} m"
+        f"SELECT {columns}, (SELECT m.{_col(Membership, 'last_read')} FROM {_table(Membership)} m"
         f" WHERE m.{_col(Membership, 'room')} = r.{_col(Room, 'id')} AND m.{_col(Membership, 'user')} = %s)"
         f" FROM {_table(Room)} r WHERE r.{_col(Room, 'slug')} = %s"
     )
     return sql, names
 
 
-def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, bool] | None:
-    """Return the room with this slug and whether the user is a member of it, or None."""
+def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, int | None] | None:
+    """Return the room with this slug and the user's read cursor in it (None: not a member), or None."""
     sql, names = _room_sql()
     with connection.cursor() as cursor:
         cursor.execute(sql, [user_id, slug])
@@ -94,7 +94,7 @@ def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, bool] | None
         return None
     room = Room.from_db(connection.alias, names, row[:-1])
     room.private = bool(room.private)  # SQLite may hand back 0/1
-    return room, bool(row[-1])
+    return room, row[-1]
 
 
 @cache

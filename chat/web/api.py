@@ -110,7 +110,10 @@ def token_issue(request: HttpRequest) -> JsonResponse:
 @api_view("GET", "POST")
 def rooms(request: HttpRequest) -> JsonResponse:
     if request.method == "GET":
-        return JsonResponse({"rooms": rooms_with_online(user=request.user)})
+        # Joined rooms carry their state for this user (protocol section 11), the rest `joined: false`.
+        states = {state["slug"]: state for state in selectors.room_states(user=request.user)}
+        listed = [{**room, **states.get(room["slug"], {"joined": False})} for room in rooms_with_online(user=request.user)]
+        return JsonResponse({"rooms": listed})
     data = json_body(request)
     room = services.room_create(
         user=request.user, name=data.get("name"), slug=data.get("slug"), private=data.get("private", False)

@@ -144,10 +144,15 @@ async def test_a_member_removed_from_a_private_room_is_closed_4403_there_only(al
 
 
 async def test_making_a_room_private_closes_non_members_4403(alice, open_socket):
+    # Opening a public room joins it, and those who joined stay members when it turns
+    # private; alice left it (her socket stays open while it is public), so she is closed.
     owner = await sync_to_async(make_user)("owner")
     room = await sync_to_async(make_room)("town", members=[owner], created_by=owner)
     outsider, _ = await open_socket("/ws/rooms/town/", bearer=await sync_to_async(make_token)(alice))
     member, _ = await open_socket("/ws/rooms/town/", bearer=await sync_to_async(make_token)(owner))
+    await sync_to_async(authority.membership_remove)(room=room, actor=alice, username="alice")
+
+    await still_open(outsider)
 
     def make_private():
         room.private = True

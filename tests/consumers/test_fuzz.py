@@ -20,7 +20,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 field_values = json_values | st.text(min_size=0, max_size=5000)
-types = st.sampled_from(["message", "typing", "history", "upload", "ping", "nope", ""]) | st.text(max_size=10)
+types = st.sampled_from(["message", "typing", "history", "upload", "ping", "edit", "delete", "read", "nope", ""]) \
+    | st.text(max_size=10)
 frame_objects = st.fixed_dictionaries(
     {"type": types},
     optional={
@@ -30,6 +31,8 @@ frame_objects = st.fixed_dictionaries(
         "before": json_values,
         "limit": json_values,
         "ts": json_values,
+        "seq": json_values,
+        "id": json_values,
         "name": field_values,
         "content_type": st.sampled_from(["text/plain", "image/png", "application/x-evil"]) | st.text(max_size=20),
         "size": json_values | st.integers(0, 50),

@@ -41,13 +41,33 @@ def _ordered(messages) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
 
 
+ROOM_STATE_FIELDS = {"type", "slug", "name", "private", "dm", "joined", "last_seq", "last_version", "last_read",
+                     "unread", "mentions", "last_activity", "last_message"}
+
+
+def _room_state(frame) -> None:
+    if frame.get("joined") is False:
+        assert set(frame) == {"type", "slug", "joined"}, frame
+        return
+    assert set(frame) == ROOM_STATE_FIELDS, frame
+    for key in ("last_seq", "last_version", "last_read", "unread", "mentions"):
+        assert isinstance(frame[key], int) and frame[key] >= 0, frame
+    assert frame["last_read"] <= frame["last_seq"] <= frame["last_version"], frame
+    assert frame["mentions"] <= frame["unread"] <= frame["last_seq"] - frame["last_read"], frame
+    _time(frame["last_activity"])
+    if frame["last_message"] is not None:
+        _message(frame["last_message"])
+        assert frame["last_message"]["seq"] == frame["last_seq"], frame
+
+
 def assert_valid_frame(frame: dict) -> None:
     """Fail unless frame has a known type and exactly the fields the protocol gives it."""
     assert isinstance(frame, dict) and isinstance(frame.get("type"), str), frame
     kind = frame["type"]
     if kind == "hello":
-        assert {"user", "room", "online", "messages", "last_seq", "last_version", "truncated"} <= set(frame)
+        assert {"user", "room", "online", "messages", "last_seq", "last_version", "last_read", "truncated"} <= set(frame)
         assert isinstance(frame["last_version"], int) and frame["last_version"] >= frame["last_seq"]
+        assert isinstance(frame["last_read"], int) and 0 <= frame["last_read"] <= frame["last_seq"]
         _user(frame["user"])
         assert set(frame["room"]) == {"slug", "name", "private"}
         for u in frame["online"]:
@@ -70,6 +90,15 @@ def assert_valid_frame(frame: dict) -> None:
     elif kind == "history":
         assert set(frame) == {"type", "messages", "has_more"} and isinstance(frame["has_more"], bool), frame
         _ordered(frame["messages"])
+    elif kind == "room_state":
+        _room_state(frame)
+    elif kind == "user_hello":
+        assert set(frame) == {"type", "user", "rooms"}, frame
+        _user(frame["user"])
+        for state in frame["rooms"]:
+            _room_state({"type": "room_state", **state})
+        activity = [state["last_activity"] for state in frame["rooms"]]
+        assert activity == sorted(activity, reverse=True), activity
     elif kind == "pong":
         assert set(frame) == {"type", "ts"}, frame
     elif kind == "error":

@@ -63,7 +63,7 @@ def test_rooms_list_shows_visible_rooms_with_online_counts():
     response = Client().get("/api/rooms/", **bearer(make_token(alice)))
     assert response.status_code == 200
     rooms = response.json()["rooms"]
-    assert {"slug": "open", "name": "Open", "private": False, "online": 0} in rooms
+    assert {"slug": "open", "name": "Open", "private": False, "online": 0, "joined": False} in rooms
     assert "hidden" not in {r["slug"] for r in rooms}
     assert "hidden" in {r["slug"] for r in Client().get("/api/rooms/", **bearer(make_token(bob))).json()["rooms"]}
 
