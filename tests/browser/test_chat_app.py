@@ -30,12 +30,22 @@ def expect_badge(page, slug, count):
         expect(badge).to_be_hidden()
 
 
+# Every user of the module, made in one `manage.py shell` run (each run costs seconds).
+USERS = ("badge-alice", "badge-bob", "read-alice", "read-bob", "switch-alice", "switch-bob", "cache-alice", "cache-bob",
+         "div-alice", "div-bob", "focus-alice", "focus-bob")
+
+
+@pytest.fixture(scope="module")
+def accounts(server):
+    return make_users(server, *USERS, password=PASSWORD)
+
+
 @pytest.fixture
-def setup(person, server):
+def setup(person, server, accounts):
     """A reader on the page in the lobby, an author, and a public room `slug` both have joined."""
 
     def make(reader: str, author: str, slug: str):
-        users = make_users(server, reader, author, password=PASSWORD)
+        users = accounts
         writer = Remote(server, users[author])
         writer.create_room(slug, BADGE_ROOM)
         Remote(server, users[reader]).visit(slug)  # opening it once joins it

@@ -14,12 +14,22 @@ SERVER_ENV = {"CHAT_LOGIN_BURST": "200"}
 XSS = "<img src=x onerror=alert(1)>"
 
 
+# Every user of the module, made in one `manage.py shell` run (each run costs seconds).
+USERS = ("up-alice", "up-bob", "del-alice", "del-bob", "late-alice", "late-bob", "link-reader", "link-author",
+         "xss-reader", "xss-author", "away-reader", "away-author", "day-reader", "day-author")
+
+
+@pytest.fixture(scope="module")
+def accounts(server):
+    return make_users(server, *USERS, password=PASSWORD)
+
+
 @pytest.fixture
-def pair(person, server):
+def pair(person, server, accounts):
     """A reader signed in on the page in the lobby, and a Remote author acting over the socket."""
 
     def make(reader: str, author: str):
-        users = make_users(server, reader, author, password=PASSWORD)
+        users = accounts
         p = person(reader, create=False)
         p.login()
         p.enter_room("lobby")
@@ -154,10 +164,9 @@ def test_html_and_javascript_links_in_an_edit_stay_text(pair):
     assert reader.dialogs == []
 
 
-def test_an_edit_made_while_the_page_was_offline_shows_after_it_reconnects(person, server):
-    users = make_users(server, "away-reader", "away-author", password=PASSWORD)
+def test_an_edit_made_while_the_page_was_offline_shows_after_it_reconnects(person, server, accounts):
     reader = person("away-reader", create=False)
-    author = Remote(server, users["away-author"])
+    author = Remote(server, accounts["away-author"])
     tap = SocketTap(reader.page)
     reader.login()
     reader.enter_room("lobby")

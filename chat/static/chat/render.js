@@ -5,7 +5,6 @@ import { dayKey, dayLabel } from './days.js';
 import { setLinkedText } from './links.js';
 
 const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const DAY_TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const FULL_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 
 /** Create an element with an optional class and text content. */
@@ -24,11 +23,9 @@ export function parseTime(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** Format a Date in local time: the clock for today, date and clock otherwise. */
-export function formatTime(date, now = new Date()) {
-  return date.toDateString() === now.toDateString()
-    ? TIME_FORMAT.format(date)
-    : DAY_TIME_FORMAT.format(date);
+/** Format a Date as the local clock time; the day separator above the message tells the day. */
+export function formatTime(date) {
+  return TIME_FORMAT.format(date);
 }
 
 /** Format a byte count for people. */

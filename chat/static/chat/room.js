@@ -256,6 +256,10 @@ function submitEdit() {
   }
   const body = composerBody('Message');
   if (body === null) return;
+  if (body === entry.body) {
+    cancelEdit();
+    return;
+  }
   if (body === '') {
     // Emptied: that is a deletion, which asks first.
     const target = { seq: editing.seq, ...entry };
@@ -263,7 +267,7 @@ function submitEdit() {
     confirmDelete(target);
     return;
   }
-  if (body !== entry.body && !sendChange({ type: 'edit', id: entry.id, body })) return;
+  if (!sendChange({ type: 'edit', id: entry.id, body })) return;
   cancelEdit();
 }
 
