@@ -5,13 +5,13 @@ import {
   CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, MAX_ATTACHMENT_BYTES, MAX_BODY_CHARS,
 } from './config.js';
 import { ChatSocket } from './socket.js';
+import { MessageEditor } from './editing.js';
 import { RoomView } from './roomview.js';
 import { Sidebar } from './sidebar.js';
 import { formatSize } from './render.js';
 import { uploadProblem } from './uploads.js';
 
 const TYPING_SEND_EVERY_MS = 3000;
-const PREVIEW_CHARS = 120;
 
 const root = document.getElementById('chat');
 const byId = (id) => document.getElementById(id);
@@ -45,7 +45,6 @@ const [pathHead, pathTail] = root.dataset.roomPath.split('{slug}');
 
 const views = new Map(); // slug -> RoomView, for as long as the tab lives
 let active = null;
-let editing = null; // { view, seq, id, draft } while the composer edits a message
 let typingSentAt = 0;
 let typingSignalled = false;
 let dragDepth = 0; // dragenter minus dragleave over the room's main area
@@ -55,6 +54,14 @@ const sidebar = new Sidebar({
   dms: byId('sidebar-dms'),
   dmTitle: byId('sidebar-dms-title'),
   roomUrl,
+});
+
+const editor = new MessageEditor({
+  ui,
+  view: () => active,
+  readBody: () => composerBody('Message'),
+  send: sendChange,
+  notice: showNotice,
 });
 
 const hooks = {
@@ -100,7 +107,7 @@ function slugFromPath(pathname) {
 function openRoom(slug, { push = false } = {}) {
   if (active?.slug === slug) return;
   if (active) {
-    cancelEdit();
+    editor.cancel();
     stopTypingSignal();
     active.draft = ui.input.value;
     active.leave();
@@ -160,7 +167,7 @@ function goToLogin() {
 }
 
 function finalClose(view, code) {
-  cancelEdit();
+  editor.cancel();
   setComposerEnabled(false);
   if (code === CLOSE_NOT_AUTHENTICATED) goToLogin();
   else if (code === CLOSE_FORBIDDEN) showNotice('You are not allowed in this room.', 'error');
@@ -218,79 +225,11 @@ function sendChange(frame) {
   return true;
 }
 
-function messageNode(seq) {
-  return active.timeline.list.querySelector(`:scope > .message[data-seq="${seq}"]`);
-}
-
-/** Put message `entry` (of the shown room) into the composer for editing. */
-function startEdit(entry) {
-  cancelEdit();
-  stopTypingSignal();
-  editing = { view: active, seq: entry.seq, id: entry.id, draft: ui.input.value };
-  ui.input.value = entry.body;
-  ui.composer.classList.add('editing');
-  ui.editBanner.hidden = false;
-  ui.send.textContent = 'Save';
-  messageNode(entry.seq)?.classList.add('editing');
-  ui.input.focus();
-  ui.input.setSelectionRange(ui.input.value.length, ui.input.value.length);
-}
-
-/** Leave edit mode, putting back what the composer held before. */
-function cancelEdit() {
-  if (!editing) return;
-  messageNode(editing.seq)?.classList.remove('editing');
-  ui.input.value = editing.draft;
-  editing = null;
-  ui.composer.classList.remove('editing');
-  ui.editBanner.hidden = true;
-  ui.send.textContent = 'Send';
-}
-
-function submitEdit() {
-  const entry = active.timeline.entry(editing.seq);
-  if (!entry || entry.deleted) {
-    cancelEdit();
-    showNotice('That message is gone.', 'error');
-    return;
-  }
-  const body = composerBody('Message');
-  if (body === null) return;
-  if (body === entry.body) {
-    cancelEdit();
-    return;
-  }
-  if (body === '') {
-    // Emptied: that is a deletion, which asks first.
-    const target = { seq: editing.seq, ...entry };
-    cancelEdit();
-    confirmDelete(target);
-    return;
-  }
-  if (!sendChange({ type: 'edit', id: entry.id, body })) return;
-  cancelEdit();
-}
-
-/** Ask before deleting message `entry` of the shown room; send the delete when confirmed. */
-function confirmDelete(entry) {
-  const dialog = ui.confirm;
-  const view = active;
-  const chars = [...(entry.body || '')];
-  dialog.querySelector('.confirm-preview').textContent = chars.length > PREVIEW_CHARS
-    ? `${chars.slice(0, PREVIEW_CHARS - 1).join('')}…` : chars.join('');
-  dialog.returnValue = '';
-  dialog.addEventListener('close', () => {
-    if (dialog.returnValue === 'delete' && view === active) sendChange({ type: 'delete', id: entry.id });
-    ui.input.focus();
-  }, { once: true });
-  dialog.showModal();
-}
-
 /** Send `files` (a FileList or array) as attachments, one after another; the composer text is the caption. */
 function attachFiles(files) {
   const list = [...files];
   if (list.length === 0 || active.socket.state === 'closed') return;
-  cancelEdit();
+  editor.cancel();
   const problems = [];
   const accepted = [];
   for (const file of list) {
@@ -333,7 +272,7 @@ function endDrag() {
 
 ui.composer.addEventListener('submit', (event) => {
   event.preventDefault();
-  if (editing) submitEdit();
+  if (editor.active) editor.submit();
   else sendFromComposer();
 });
 
@@ -341,23 +280,24 @@ ui.input.addEventListener('keydown', (event) => {
   const plain = !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey && !event.isComposing;
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
-    if (editing) submitEdit();
+    if (editor.active) editor.submit();
     else sendFromComposer();
-  } else if (event.key === 'Escape' && editing) {
+  } else if (event.key === 'Escape' && editor.active) {
     event.preventDefault();
-    cancelEdit();
-  } else if (event.key === 'ArrowUp' && plain && !editing && ui.input.value === '') {
+    editor.cancel();
+  } else if (event.key === 'ArrowUp' && plain && !editor.active && ui.input.value === '') {
     // As in Slack: Up in an empty composer edits the last message this user can still change.
     const entry = active.timeline.lastOwnChangeable();
     if (entry) {
       event.preventDefault();
-      startEdit(entry);
+      stopTypingSignal();
+      editor.start(entry);
     }
   }
 });
 
 ui.input.addEventListener('input', () => {
-  if (editing) return;
+  if (editor.active) return;
   if (ui.input.value.trim() === '') {
     stopTypingSignal();
     return;
@@ -378,8 +318,12 @@ ui.main.addEventListener('click', (event) => {
     const seq = Number(node.dataset.seq);
     const entry = active.timeline.entry(seq);
     if (!entry || entry.deleted || entry.id === null) return;
-    if (action === 'edit') startEdit({ seq, ...entry });
-    else if (action === 'delete') confirmDelete({ seq, ...entry });
+    if (action === 'edit') {
+      stopTypingSignal();
+      editor.start({ seq, ...entry });
+    } else if (action === 'delete') {
+      editor.confirmDelete({ seq, ...entry });
+    }
     return;
   }
   const clientId = event.target.closest('.message-retry') ? node.dataset.clientId : null;
