@@ -67,6 +67,7 @@ export class Timeline {
       if (typeof msg.body === 'string') known.body = msg.body;
       known.deleted = Boolean(msg.deleted);
       applyChange(known.node, msg);
+      known.node.classList.toggle('mentions-me', this.#mentionsMe(msg));
     }
     if (known) {
       if (known.id === null && Number.isInteger(msg.id)) known.id = msg.id;
@@ -100,6 +101,7 @@ export class Timeline {
       });
     }
     if (msg.edited || msg.deleted) applyChange(node, msg);
+    node.classList.toggle('mentions-me', this.#mentionsMe(msg));
     if (Number.isInteger(msg.id)) node.dataset.id = String(msg.id);
     this.#place(msg.seq, {
       node,
@@ -271,6 +273,11 @@ export class Timeline {
     if (atBottom) list.scrollTop = list.scrollHeight;
     else if (anchor?.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     return result;
+  }
+
+  // PROTOCOL.md section 12: a message object lists whom it mentions; a deleted one mentions no one.
+  #mentionsMe(msg) {
+    return !msg.deleted && Array.isArray(msg.mentions) && msg.mentions.some((user) => user?.id === this.myId);
   }
 
   #accounted(seq) {
