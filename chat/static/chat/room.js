@@ -114,11 +114,13 @@ function openRoom(slug, { push = false } = {}) {
   }
   let view = views.get(slug);
   if (!view) {
+    // Until its hello, a room is known by its sidebar state, or by the page's markup for the first one.
     const state = sidebar.get(slug);
+    const first = slug === root.dataset.roomSlug;
     view = new RoomView({
       slug,
-      name: state?.name ?? (slug === root.dataset.roomSlug ? root.dataset.roomName : slug),
-      isPrivate: state ? Boolean(state.private) : root.dataset.roomPrivate === 'true',
+      name: state?.name ?? (first ? root.dataset.roomName : slug),
+      isPrivate: state ? Boolean(state.private) : first && root.dataset.roomPrivate === 'true',
       path: roomSocketPath(slug),
       ui,
       me,
