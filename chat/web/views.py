@@ -18,6 +18,12 @@ from chat.protocol.errors import ChatError
 from chat.web.auth import authenticate_request
 from chat.web.forms import RoomCreateForm, SignupForm
 
+# The sockets' paths (chat/realtime/routing.py); the page fills in {slug} when it switches rooms.
+ROOM_WS_PATH = "/ws/rooms/{slug}/"
+USER_WS_PATH = "/ws/user/"
+# A slug that reverse() accepts, replaced by the page's placeholder.
+_SLUG_STAND_IN = "slug-stand-in"
+
 # Never rendered by the browser: served as downloads whatever their declared type.
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "text/plain", "application/pdf"})
 
@@ -65,7 +71,9 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "403.html", {"reason": "This room is private."}, status=403)
     context = {
         "room": room,
-        "ws_path": f"/ws/rooms/{room.slug}/",
+        "room_path": reverse("chat:room", kwargs={"slug": _SLUG_STAND_IN}).replace(_SLUG_STAND_IN, "{slug}"),
+        "room_ws_path": ROOM_WS_PATH,
+        "user_ws_path": USER_WS_PATH,
         "login_url": reverse("login"),
         "chat_config": codes.client_config(),
     }

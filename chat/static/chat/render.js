@@ -1,8 +1,10 @@
 // DOM builders for the room page. Every user-supplied string goes through
 // textContent or an attribute setter, never through HTML parsing.
 
+import { dayKey, dayLabel } from './days.js';
+import { setLinkedText } from './links.js';
+
 const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const DAY_TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const FULL_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 
 /** Create an element with an optional class and text content. */
@@ -21,11 +23,9 @@ export function parseTime(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** Format a Date in local time: the clock for today, date and clock otherwise. */
-export function formatTime(date, now = new Date()) {
-  return date.toDateString() === now.toDateString()
-    ? TIME_FORMAT.format(date)
-    : DAY_TIME_FORMAT.format(date);
+/** Format a Date as the local clock time; the day separator above the message tells the day. */
+export function formatTime(date) {
+  return TIME_FORMAT.format(date);
 }
 
 /** Format a byte count for people. */
@@ -63,6 +63,7 @@ export function setMessageTime(node, date) {
     time.removeAttribute('title');
     return;
   }
+  node.dataset.day = dayKey(date);
   time.dateTime = date.toISOString();
   time.textContent = formatTime(date);
   time.title = FULL_FORMAT.format(date);
@@ -172,17 +173,28 @@ export function buildMessage({ seq, clientId, user, body, created, attachment, o
   if (Number.isInteger(seq)) node.dataset.seq = String(seq);
   if (clientId) node.dataset.clientId = clientId;
   if (user && user.id != null) node.dataset.userId = String(user.id);
-  node.append(
-    el('span', 'message-user', user?.username ?? 'unknown'),
-    el('time', 'message-time'),
-    el('div', 'message-body', typeof body === 'string' ? body : ''),
-  );
+  const text = el('div', 'message-body');
+  setLinkedText(text, typeof body === 'string' ? body : '');
+  node.append(el('span', 'message-user', user?.username ?? 'unknown'), el('time', 'message-time'), text);
+  if (own) node.append(buildActions());
   setMessageTime(node, created);
   if (attachment) {
     const box = buildAttachment(attachment);
     if (box) node.append(box);
   }
   return node;
+}
+
+// Edit and Delete on the page's own messages; CSS shows them on hover and keyboard focus.
+function buildActions() {
+  const actions = el('div', 'message-actions');
+  for (const [kind, label] of [['edit', 'Edit'], ['delete', 'Delete']]) {
+    const button = el('button', `message-action message-${kind}`, label);
+    button.type = 'button';
+    button.dataset.action = kind;
+    actions.append(button);
+  }
+  return actions;
 }
 
 /** Show an edit or a deletion on a message's node: the new body and "(edited)", or "message deleted". */
@@ -193,13 +205,36 @@ export function applyChange(node, msg) {
     if (body) body.textContent = 'message deleted';
     node.querySelector('.message-attachment')?.remove();
     node.querySelector('.message-edited')?.remove();
+    node.querySelector('.message-actions')?.remove();
     return;
   }
-  if (body && typeof msg.body === 'string') body.textContent = msg.body;
+  if (body && typeof msg.body === 'string') setLinkedText(body, msg.body);
   if (msg.edited && !node.querySelector('.message-edited')) {
     const mark = el('span', 'message-edited', '(edited)');
     node.querySelector('.message-time')?.after(mark);
   }
+}
+
+/** Build the separator shown above the first message of the local day `key`. */
+export function buildDaySeparator(key) {
+  const node = el('li', 'day-separator');
+  node.dataset.day = key;
+  node.append(el('span', 'day-label', dayLabel(key)));
+  return node;
+}
+
+/** Relabel a day separator ("Today" turns into "Yesterday" at midnight). */
+export function relabelDaySeparator(node, now = new Date()) {
+  const label = node.querySelector('.day-label');
+  const text = dayLabel(node.dataset.day, now);
+  if (label && label.textContent !== text) label.textContent = text;
+}
+
+/** Build the "Unread messages" divider. */
+export function buildUnreadDivider() {
+  const node = el('li', 'unread-divider');
+  node.append(el('span', 'unread-label', 'Unread messages'));
+  return node;
 }
 
 /** Turn a pending or failed node into a confirmed one with `seq`. */

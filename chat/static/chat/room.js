@@ -1,232 +1,152 @@
-// Room page entry: wires the socket, the timeline, the composer and the side panels.
+// Room page entry: the sidebar on the user socket, one RoomView per room visited (switched
+// without a page load, kept while the tab lives), and the composer that sends, edits and deletes.
 
 import {
   CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, MAX_ATTACHMENT_BYTES, MAX_BODY_CHARS,
 } from './config.js';
-import { RoomSocket } from './socket.js';
-import { Timeline } from './timeline.js';
-import { formatSize, renderOnline, typingText } from './render.js';
-import { UploadQueue, uploadProblem } from './uploads.js';
+import { ChatSocket } from './socket.js';
+import { MessageEditor } from './editing.js';
+import { RoomView } from './roomview.js';
+import { Sidebar } from './sidebar.js';
+import { formatSize } from './render.js';
+import { uploadProblem } from './uploads.js';
 
 const TYPING_SEND_EVERY_MS = 3000;
-const TYPING_SHOW_MS = 6000;
-const OLDER_PAGE = 50;
-const TOP_SLACK_PX = 40;
 
 const root = document.getElementById('chat');
 const byId = (id) => document.getElementById(id);
 const ui = {
   state: byId('connection-state'),
-  messages: byId('messages'),
+  messages: byId('messages'), // the shown room's list; RoomView.enter() swaps it
   loadOlder: byId('load-older'),
   composer: byId('composer'),
   input: byId('composer-input'),
+  send: byId('composer').querySelector('button[type="submit"]'),
+  editBanner: byId('edit-banner'),
   online: byId('online'),
   onlineCount: byId('online-count'),
   typing: byId('typing'),
   notice: byId('notice'),
   main: root.querySelector('.room-main'),
+  title: byId('room-title'),
+  privateBadge: byId('room-private'),
   attach: byId('attach-input'),
   attachButton: root.querySelector('.attach-button'),
+  confirm: byId('confirm-delete'),
+  sidebar: byId('sidebar'),
+  sidebarState: byId('sidebar-state'),
 };
 
 const me = { id: Number(root.dataset.userId), username: root.dataset.username };
-const timeline = new Timeline(ui.messages);
-timeline.myId = me.id;
+// "/rooms/{slug}/" and "/ws/rooms/{slug}/", from the view.
+const roomUrl = (slug) => root.dataset.roomPath.replace('{slug}', encodeURIComponent(slug));
+const roomSocketPath = (slug) => root.dataset.roomWsPath.replace('{slug}', encodeURIComponent(slug));
+const [pathHead, pathTail] = root.dataset.roomPath.split('{slug}');
 
-let hadHello = false;
-let knownTop = 0; // highest seq the server has told us exists
-let knownVersion = null; // the room's newest version this page has every change up to
-let historyInFlight = null; // one request at a time: replies carry no request id
-let olderWanted = false;
-let olderDone = false;
-let dragDepth = 0; // dragenter minus dragleave over the room's main area
+const views = new Map(); // slug -> RoomView, for as long as the tab lives
+let active = null;
 let typingSentAt = 0;
 let typingSignalled = false;
-const typers = new Map(); // user id -> { username, timer }
+let dragDepth = 0; // dragenter minus dragleave over the room's main area
 
-const socket = new RoomSocket({
-  path: root.dataset.wsPath,
-  after: () => (hadHello ? timeline.highestSeq : null),
-  since: () => (hadHello ? knownVersion : null),
-  onFrame: (frame) => handlers[frame.type]?.(frame),
-  onState: showState,
-  onFinalClose: finalClose,
+const sidebar = new Sidebar({
+  rooms: byId('sidebar-rooms'),
+  dms: byId('sidebar-dms'),
+  dmTitle: byId('sidebar-dms-title'),
+  roomUrl,
 });
 
-const uploads = new UploadQueue({ socket, timeline });
+const editor = new MessageEditor({
+  ui,
+  view: () => active,
+  readBody: () => composerBody('Message'),
+  send: sendChange,
+  notice: showNotice,
+});
 
-const handlers = {
-  hello: onHello,
-  message: onMessage,
-  ack: onAck,
-  presence: onPresence,
-  typing: onTyping,
-  history: onHistory,
-  error: onError,
+const hooks = {
+  onFinalClose: finalClose,
+  onNotice: showNotice,
+  onHello: (view) => {
+    if (view === active) showRoomHeader();
+  },
 };
 
-function seqOrZero(value) {
-  return Number.isInteger(value) ? value : 0;
-}
-
-function listOf(value) {
-  return Array.isArray(value) ? value : [];
-}
-
-function onHello(frame) {
-  if (Number.isInteger(frame.user?.id)) {
-    me.id = frame.user.id;
-    me.username = frame.user.username ?? me.username;
-    timeline.myId = me.id;
-  }
-  historyInFlight = null;
-  const messages = listOf(frame.messages);
-  knownTop = Math.max(knownTop, seqOrZero(frame.last_seq), ...messages.map((m) => seqOrZero(m?.seq)));
-  timeline.batch(() => messages.forEach((m) => timeline.add(m)), { toBottom: !hadHello });
-  // A full hello brings every change up to the room's version; a truncated one does not.
-  if (!frame.truncated && Number.isInteger(frame.last_version)) {
-    knownVersion = Math.max(knownVersion ?? 0, frame.last_version);
-  }
-  if (!hadHello) {
-    const lowest = timeline.lowestSeq;
-    timeline.beginVerification(lowest === null ? knownTop : lowest - 1);
-    olderDone = lowest === null || lowest <= 1;
-  }
-  hadHello = true;
-  clearTypers();
-  renderOnline(ui.online, ui.onlineCount, frame.online, me.id);
-  socket.markReady();
-  // The server is idempotent per client_id, so a resend of something it already stored is harmless.
-  for (const [clientId, body] of timeline.unsent()) {
-    socket.send({ type: 'message', body, client_id: clientId });
-  }
-  // Uploads cut off by the lost connection were marked failed; ones never sent go out now.
-  uploads.pump();
-  pumpHistory();
-  fillViewport();
-}
-
-function onMessage(frame) {
-  if (!Number.isInteger(frame.seq)) return;
-  if (frame.user) stopTyper(frame.user.id);
-  if (frame.user?.id === me.id && typeof frame.client_id === 'string') uploads.settled(frame.client_id);
-  knownTop = Math.max(knownTop, frame.seq);
-  timeline.batch(() => timeline.add(frame));
-  pumpHistory();
-}
-
-function onAck(frame) {
-  if (!Number.isInteger(frame.seq)) return;
-  knownTop = Math.max(knownTop, frame.seq);
-  timeline.batch(() => timeline.acknowledge(frame.client_id, frame.seq));
-  uploads.settled(frame.client_id);
-  pumpHistory();
-}
-
-function onPresence(frame) {
-  renderOnline(ui.online, ui.onlineCount, frame.online, me.id);
-  for (const user of listOf(frame.left)) stopTyper(user?.id);
-}
-
-function onTyping(frame) {
-  const user = frame.user;
-  if (!user || user.id === me.id) return;
-  if (frame.active) startTyper(user);
-  else stopTyper(user.id);
-}
-
-function onHistory(frame) {
-  const request = historyInFlight;
-  historyInFlight = null;
-  const messages = listOf(frame.messages);
-  timeline.batch(() => messages.forEach((m) => timeline.add(m)));
-  if (request?.kind === 'gap') timeline.resolveGap(request, messages, Boolean(frame.has_more));
-  if (request?.kind === 'older' && (!frame.has_more || messages.length === 0)) olderDone = true;
-  pumpHistory();
-  fillViewport();
-}
-
-function onError(frame) {
-  const detail = typeof frame.detail === 'string' && frame.detail ? frame.detail : String(frame.code ?? 'Error');
-  showNotice(detail, 'error');
-  if (typeof frame.client_id === 'string') {
-    timeline.fail(frame.client_id, detail);
-    uploads.settled(frame.client_id);
-  }
-}
-
-/** Send the next history request: holes in the seq range first, then older pages the reader asked for. */
-function pumpHistory() {
-  if (!historyInFlight && socket.isReady) {
-    const gap = timeline.nextGap(knownTop);
-    let request = gap && { kind: 'gap', ...gap };
-    if (!request && olderWanted) {
-      olderWanted = false;
-      const lowest = timeline.lowestSeq;
-      if (lowest === null || lowest <= 1) olderDone = true;
-      else if (!olderDone) request = { kind: 'older', before: lowest, limit: OLDER_PAGE };
+const userSocket = new ChatSocket({
+  path: root.dataset.userWsPath,
+  onFrame: (frame) => {
+    if (frame.type === 'user_hello') {
+      userSocket.markReady();
+      sidebar.replaceAll(frame.rooms);
+      for (const state of Array.isArray(frame.rooms) ? frame.rooms : []) views.get(state?.slug)?.updateState(state);
+    } else if (frame.type === 'room_state') {
+      sidebar.update(frame);
+      views.get(frame.slug)?.updateState(frame);
+    } else {
+      return;
     }
-    if (request && socket.send({ type: 'history', before: request.before, limit: request.limit })) {
-      historyInFlight = request;
-    }
+    showRoomHeader();
+  },
+  onState: (state, text) => {
+    ui.sidebar.dataset.state = state;
+    ui.sidebarState.textContent = state === 'open' ? '' : text;
+    ui.sidebarState.hidden = state === 'open';
+  },
+  onFinalClose: (code) => {
+    if (code === CLOSE_NOT_AUTHENTICATED) goToLogin();
+  },
+});
+
+function slugFromPath(pathname) {
+  if (!pathname.startsWith(pathHead) || !pathname.endsWith(pathTail)) return null;
+  const slug = pathname.slice(pathHead.length, pathname.length - pathTail.length);
+  return /^[-\w]+$/.test(slug) ? slug : null;
+}
+
+/** Show room `slug` in place of the current one; `push` adds a history entry for its URL. */
+function openRoom(slug, { push = false } = {}) {
+  if (active?.slug === slug) return;
+  if (active) {
+    editor.cancel();
+    stopTypingSignal();
+    active.draft = ui.input.value;
+    active.leave();
   }
-  showLoadOlder();
+  let view = views.get(slug);
+  if (!view) {
+    // Until its hello, a room is known by its sidebar state, or by the page's markup for the first one.
+    const state = sidebar.get(slug);
+    const first = slug === root.dataset.roomSlug;
+    view = new RoomView({
+      slug,
+      name: state?.name ?? (first ? root.dataset.roomName : slug),
+      isPrivate: state ? Boolean(state.private) : first && root.dataset.roomPrivate === 'true',
+      path: roomSocketPath(slug),
+      ui,
+      me,
+      hooks,
+    });
+    views.set(slug, view);
+  }
+  active = view;
+  ui.input.value = view.draft;
+  setComposerEnabled(true);
+  showNotice('');
+  view.enter();
+  sidebar.setActive(slug);
+  showRoomHeader();
+  if (push) window.history.pushState({ slug }, '', roomUrl(slug));
 }
 
-function requestOlder() {
-  if (!hadHello || olderDone) return;
-  olderWanted = true;
-  pumpHistory();
-}
-
-// With no scrollbar the reader is already "at the top", and can never scroll there.
-function fillViewport() {
-  if (ui.messages.scrollHeight <= ui.messages.clientHeight) requestOlder();
-}
-
-function showLoadOlder() {
-  const loading = historyInFlight?.kind === 'older' || (olderWanted && !olderDone);
-  const state = olderDone ? 'done' : loading ? 'loading' : 'idle';
-  ui.loadOlder.dataset.state = state;
-  ui.loadOlder.querySelector('button').hidden = state !== 'idle';
-  let text = '';
-  if (state === 'loading') text = 'Loading older messages…';
-  else if (state === 'done') text = timeline.lowestSeq === null ? 'No messages yet.' : 'This is the beginning of the room.';
-  ui.loadOlder.querySelector('.load-older-status').textContent = text;
-}
-
-function startTyper(user) {
-  clearTimeout(typers.get(user.id)?.timer);
-  const timer = setTimeout(() => stopTyper(user.id), TYPING_SHOW_MS);
-  typers.set(user.id, { username: String(user.username), timer });
-  showTypers();
-}
-
-function stopTyper(userId) {
-  const typer = typers.get(userId);
-  if (!typer) return;
-  clearTimeout(typer.timer);
-  typers.delete(userId);
-  showTypers();
-}
-
-function clearTypers() {
-  for (const typer of typers.values()) clearTimeout(typer.timer);
-  typers.clear();
-  showTypers();
-}
-
-function showTypers() {
-  const text = typingText([...typers.values()].map((typer) => typer.username));
-  ui.typing.textContent = text;
-  ui.typing.hidden = text === '';
-}
-
-function showState(state, text) {
-  if (state === 'reconnecting' || state === 'closed') uploads.connectionLost();
-  ui.state.dataset.state = state;
-  ui.state.textContent = text;
+function showRoomHeader() {
+  if (!active) return;
+  const state = sidebar.get(active.slug);
+  // The sidebar's name is this user's view of the room (a DM is named after the other user).
+  const name = state?.name ?? active.name;
+  ui.title.textContent = name;
+  ui.privateBadge.hidden = !(state?.private ?? active.private) || Boolean(state?.dm);
+  const unread = sidebar.totalUnread;
+  document.title = `${unread > 0 ? `(${unread}) ` : ''}${name} · Chat`;
 }
 
 function showNotice(text, kind = 'info') {
@@ -235,23 +155,26 @@ function showNotice(text, kind = 'info') {
   ui.notice.hidden = text === '';
 }
 
-function finalClose(code) {
-  clearTypers();
-  ui.input.disabled = true;
-  ui.composer.querySelector('button[type="submit"]').disabled = true;
-  ui.attach.disabled = true;
-  if (code === CLOSE_NOT_AUTHENTICATED) {
-    showNotice('You are signed out.', 'error');
-    const login = new URL(root.dataset.loginUrl || '/accounts/login/', window.location.href);
-    login.searchParams.set('next', window.location.pathname + window.location.search);
-    window.location.assign(login.href);
-  } else if (code === CLOSE_FORBIDDEN) {
-    showNotice('You are not allowed in this room.', 'error');
-  } else if (code === CLOSE_NOT_FOUND) {
-    showNotice('No such room.', 'error');
-  } else {
-    showNotice('The server closed the connection.', 'info');
-  }
+function setComposerEnabled(enabled) {
+  ui.input.disabled = !enabled;
+  ui.send.disabled = !enabled;
+  ui.attach.disabled = !enabled;
+}
+
+function goToLogin() {
+  showNotice('You are signed out.', 'error');
+  const login = new URL(root.dataset.loginUrl || '/accounts/login/', window.location.href);
+  login.searchParams.set('next', window.location.pathname + window.location.search);
+  window.location.assign(login.href);
+}
+
+function finalClose(view, code) {
+  editor.cancel();
+  setComposerEnabled(false);
+  if (code === CLOSE_NOT_AUTHENTICATED) goToLogin();
+  else if (code === CLOSE_FORBIDDEN) showNotice('You are not allowed in this room.', 'error');
+  else if (code === CLOSE_NOT_FOUND) showNotice('No such room.', 'error');
+  else showNotice('The server closed the connection.', 'info');
 }
 
 function newClientId() {
@@ -265,33 +188,50 @@ function newClientId() {
 }
 
 function stopTypingSignal() {
-  if (typingSignalled) socket.send({ type: 'typing', active: false });
+  if (typingSignalled) active?.socket.send({ type: 'typing', active: false });
   typingSignalled = false;
   typingSentAt = 0;
 }
 
-function sendFromComposer() {
-  if (socket.state === 'closed') return;
+/** Return the body in the composer, or null (with a notice) when it is over the limit. */
+function composerBody(what) {
   const body = ui.input.value.trim();
-  if (body === '') return;
   const length = [...body].length; // code points, as the server counts
   if (length > MAX_BODY_CHARS) {
-    showNotice(`Message too long: ${length} characters, the limit is ${MAX_BODY_CHARS}.`, 'error');
-    return;
+    showNotice(`${what} too long: ${length} characters, the limit is ${MAX_BODY_CHARS}.`, 'error');
+    return null;
   }
+  return body;
+}
+
+function sendFromComposer() {
+  if (active.socket.state === 'closed') return;
+  const body = composerBody('Message');
+  if (!body) return;
   const clientId = newClientId();
-  timeline.batch(() => timeline.addPending(clientId, body, me), { toBottom: true });
+  active.timeline.batch(() => active.timeline.addPending(clientId, body, me), { toBottom: true });
   ui.input.value = '';
   showNotice('');
   // Not ready: it stays pending and goes out with the others after the next hello.
-  if (socket.isReady) socket.send({ type: 'message', body, client_id: clientId });
+  if (active.socket.isReady) active.socket.send({ type: 'message', body, client_id: clientId });
   stopTypingSignal();
+}
+
+/** Send an edit or a delete frame for the shown room; a change is not queued while disconnected. */
+function sendChange(frame) {
+  if (!active.socket.send({ ...frame, client_id: newClientId() })) {
+    showNotice('Not connected: the change was not sent. Try again once connected.', 'error');
+    return false;
+  }
+  showNotice('');
+  return true;
 }
 
 /** Send `files` (a FileList or array) as attachments, one after another; the composer text is the caption. */
 function attachFiles(files) {
   const list = [...files];
-  if (list.length === 0 || socket.state === 'closed') return;
+  if (list.length === 0 || active.socket.state === 'closed') return;
+  editor.cancel();
   const problems = [];
   const accepted = [];
   for (const file of list) {
@@ -310,6 +250,7 @@ function attachFiles(files) {
     return;
   }
   const ids = accepted.map(() => newClientId());
+  const { timeline, uploads } = active;
   // The caption goes with the first file only.
   timeline.batch(() => accepted.forEach((file, i) => timeline.addPendingUpload(ids[i], file, i === 0 ? caption : '', me)),
     { toBottom: true });
@@ -333,41 +274,87 @@ function endDrag() {
 
 ui.composer.addEventListener('submit', (event) => {
   event.preventDefault();
-  sendFromComposer();
+  if (editor.active) editor.submit();
+  else sendFromComposer();
 });
 
 ui.input.addEventListener('keydown', (event) => {
+  const plain = !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey && !event.isComposing;
   if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
-    sendFromComposer();
+    if (editor.active) editor.submit();
+    else sendFromComposer();
+  } else if (event.key === 'Escape' && editor.active) {
+    event.preventDefault();
+    editor.cancel();
+  } else if (event.key === 'ArrowUp' && plain && !editor.active && ui.input.value === '') {
+    // As in Slack: Up in an empty composer edits the last message this user can still change.
+    const entry = active.timeline.lastOwnChangeable();
+    if (entry) {
+      event.preventDefault();
+      stopTypingSignal();
+      editor.start(entry);
+    }
   }
 });
 
 ui.input.addEventListener('input', () => {
+  if (editor.active) return;
   if (ui.input.value.trim() === '') {
     stopTypingSignal();
     return;
   }
   const now = Date.now();
-  if (now - typingSentAt < TYPING_SEND_EVERY_MS || !socket.isReady) return;
-  if (socket.send({ type: 'typing', active: true })) {
+  if (now - typingSentAt < TYPING_SEND_EVERY_MS || !active.socket.isReady) return;
+  if (active.socket.send({ type: 'typing', active: true })) {
     typingSentAt = now;
     typingSignalled = true;
   }
 });
 
-ui.messages.addEventListener('scroll', () => {
-  if (ui.messages.scrollTop <= TOP_SLACK_PX) requestOlder();
-}, { passive: true });
-
-ui.messages.addEventListener('click', (event) => {
-  const button = event.target.closest('.message-retry');
-  const clientId = button?.closest('.message')?.dataset.clientId;
-  const pending = clientId ? timeline.retry(clientId) : null;
+ui.main.addEventListener('click', (event) => {
+  const node = event.target.closest('.message');
+  if (!node) return;
+  const action = event.target.closest('.message-action')?.dataset.action;
+  if (action) {
+    const seq = Number(node.dataset.seq);
+    const entry = active.timeline.entry(seq);
+    if (!entry || entry.deleted || entry.id === null) return;
+    if (action === 'edit') {
+      stopTypingSignal();
+      editor.start({ seq, ...entry });
+    } else if (action === 'delete') {
+      editor.confirmDelete({ seq, ...entry });
+    }
+    return;
+  }
+  const clientId = event.target.closest('.message-retry') ? node.dataset.clientId : null;
+  const pending = clientId ? active.timeline.retry(clientId) : null;
   if (!pending) return;
   // The same client_id again: if the first try was stored after all, the server only acks it.
-  if (pending.file) uploads.enqueue(clientId);
-  else if (socket.isReady) socket.send({ type: 'message', body: pending.body, client_id: clientId });
+  if (pending.file) active.uploads.enqueue(clientId);
+  else if (active.socket.isReady) active.socket.send({ type: 'message', body: pending.body, client_id: clientId });
+});
+
+ui.confirm.addEventListener('click', (event) => {
+  const choice = event.target.closest('button[data-choice]')?.dataset.choice;
+  if (choice) ui.confirm.close(choice);
+});
+
+ui.sidebar.addEventListener('click', (event) => {
+  const link = event.target.closest('a.sidebar-link');
+  const slug = link?.closest('.sidebar-room')?.dataset.roomSlug;
+  // A modified click opens a new tab as usual.
+  if (!slug || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  event.preventDefault();
+  openRoom(slug, { push: true });
+  ui.input.focus();
+});
+
+window.addEventListener('popstate', () => {
+  const slug = slugFromPath(window.location.pathname);
+  if (slug) openRoom(slug);
+  else window.location.reload();
 });
 
 ui.attach.addEventListener('change', () => {
@@ -412,18 +399,28 @@ for (const type of ['dragover', 'drop']) {
 }
 window.addEventListener('dragend', endDrag);
 
-ui.loadOlder.querySelector('button').addEventListener('click', requestOlder);
-window.addEventListener('online', () => socket.reconnectNow());
+ui.loadOlder.querySelector('button').addEventListener('click', () => active.requestOlder());
+window.addEventListener('online', () => {
+  active?.socket.reconnectNow();
+  userSocket.reconnectNow();
+});
+// The reader is back: what is in view now counts as read.
+window.addEventListener('focus', () => active?.sendReadSoon());
+document.addEventListener('visibilitychange', () => active?.sendReadSoon());
 
 window.chatDebug = {
-  get highestSeq() { return timeline.highestSeq; },
-  get lowestSeq() { return timeline.lowestSeq; },
-  get state() { return socket.state; },
-  get pending() { return timeline.pendingCount; },
+  get room() { return active?.slug; },
+  get highestSeq() { return active?.timeline.highestSeq; },
+  get lowestSeq() { return active?.timeline.lowestSeq; },
+  get lastRead() { return active?.lastRead; },
+  get state() { return active?.socket.state; },
+  get pending() { return active?.timeline.pendingCount; },
+  get userSocket() { return userSocket.state; },
 };
 
 // The limit is the server's (#chat-config), so the hint is written here, not in the template.
 ui.attachButton.title = `Attach a file (up to ${formatSize(MAX_ATTACHMENT_BYTES)}; the message text becomes its caption).`
   + ' You can also drop files on the messages.';
-showLoadOlder();
-socket.start();
+window.history.replaceState({ slug: root.dataset.roomSlug }, '', window.location.href);
+openRoom(root.dataset.roomSlug);
+userSocket.start();

@@ -1,4 +1,4 @@
-// A room WebSocket that reconnects by itself (PROTOCOL.md sections 2 and 7).
+// A WebSocket that reconnects by itself (PROTOCOL.md sections 2, 7 and 9): a room socket or the user socket.
 
 import {
   CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, CLOSE_SERVICE_RESTART, RESTART_JITTER_MS,
@@ -38,7 +38,7 @@ export function socketUrl(path, after, since = null, page = window.location) {
   return url.href;
 }
 
-export class RoomSocket {
+export class ChatSocket {
   #path;
   #after;
   #since;
@@ -56,8 +56,8 @@ export class RoomSocket {
   #retryTimer = null;
   #countdownTimer = null;
 
-  /** Keep the callbacks; nothing connects until start(). */
-  constructor({ path, after, since = () => null, onFrame, onState, onFinalClose }) {
+  /** Keep the callbacks; nothing connects until start(). `after` and `since` give the recovery query. */
+  constructor({ path, after = () => null, since = () => null, onFrame, onState, onFinalClose }) {
     this.#path = path;
     this.#after = after;
     this.#since = since;
@@ -66,7 +66,7 @@ export class RoomSocket {
     this.#onFinalClose = onFinalClose;
   }
 
-  /** Return connecting | open | reconnecting | closed. */
+  /** Return connecting | open | reconnecting | closed | stopped. */
   get state() {
     return this.#state;
   }
@@ -76,10 +76,27 @@ export class RoomSocket {
     return this.#state === 'open' && this.#ws?.readyState === WebSocket.OPEN;
   }
 
-  /** Open the first connection. */
+  /** Open the first connection (again, after stop()). */
   start() {
+    if (!this.#stopped) return;
     this.#stopped = false;
+    this.#attempt = 0;
+    this.#wasReady = false;
     this.#connect();
+  }
+
+  /** Close the connection on purpose (the room was left): no reconnect until start(). */
+  stop() {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#clearRetry();
+    const ws = this.#detach();
+    try {
+      ws?.close(CLOSE_NORMAL, 'left');
+    } catch {
+      // Still connecting or already closing; detached either way.
+    }
+    this.#setState('stopped', 'Left');
   }
 
   /** Record a successful hello: the connection is usable and backoff starts over. */

@@ -1,8 +1,10 @@
-// The message list: one node per seq in seq order, pending sends after them,
-// plus the bookkeeping that finds holes in the seq range (PROTOCOL.md section 5).
+// One room's message list: one node per seq in seq order, pending sends after them, a
+// separator above each local day and the "Unread messages" divider, plus the bookkeeping
+// that finds holes in the seq range (PROTOCOL.md section 5).
 
 import {
-  applyChange, buildMessage, buildUploadMessage, confirmNode, hasLocalAttachment, markNodeFailed, markNodeRetrying, parseTime, setAttachment, setMessageTime, setUploadProgress,
+  applyChange, buildDaySeparator, buildMessage, buildUnreadDivider, buildUploadMessage, confirmNode, hasLocalAttachment,
+  markNodeFailed, markNodeRetrying, parseTime, relabelDaySeparator, setAttachment, setMessageTime, setUploadProgress,
 } from './render.js';
 
 const BOTTOM_SLACK_PX = 24;
@@ -22,15 +24,22 @@ function lowerBound(sorted, value) {
 export class Timeline {
   myId = null;
   #list;
-  #entries = new Map(); // seq -> { node, created }
+  #entries = new Map(); // seq -> { node, created, version, id, userId, body, deleted }
   #seqs = []; // ascending
   #pending = new Map(); // client_id -> { node, body, failed, file }, in send order (file: uploads only)
   #missing = new Set(); // seqs the server no longer has (deleted), never asked for again
   #verifiedTo = null; // every seq from the first hello's oldest up to here is present or missing
+  #unreadAfter = null; // the divider goes above the first message by others with a greater seq
+  #divider = null;
 
-  /** Render into `list` (the #messages element). */
+  /** Render into `list` (an <ol class="messages">). */
   constructor(list) {
     this.#list = list;
+  }
+
+  /** Return the list element this timeline renders into. */
+  get list() {
+    return this.#list;
   }
 
   /** Return the highest seq shown, 0 when none. */
@@ -55,9 +64,13 @@ export class Timeline {
     if (known && Number.isInteger(msg.version) && msg.version > (known.version ?? 0)) {
       // An edit or a deletion of a message shown (PROTOCOL.md section 10).
       known.version = msg.version;
+      if (typeof msg.body === 'string') known.body = msg.body;
+      known.deleted = Boolean(msg.deleted);
       applyChange(known.node, msg);
+      known.node.classList.toggle('mentions-me', this.#mentionsMe(msg));
     }
     if (known) {
+      if (known.id === null && Number.isInteger(msg.id)) known.id = msg.id;
       // The ack confirmed it first; the broadcast brings the server's timestamp.
       if (!known.created && msg.created) {
         known.created = msg.created;
@@ -88,8 +101,63 @@ export class Timeline {
       });
     }
     if (msg.edited || msg.deleted) applyChange(node, msg);
-    this.#place(msg.seq, { node, created: msg.created ?? null, version: msg.version ?? 0 });
+    node.classList.toggle('mentions-me', this.#mentionsMe(msg));
+    if (Number.isInteger(msg.id)) node.dataset.id = String(msg.id);
+    this.#place(msg.seq, {
+      node,
+      created: msg.created ?? null,
+      version: msg.version ?? 0,
+      id: Number.isInteger(msg.id) ? msg.id : null,
+      userId: msg.user?.id ?? null,
+      body: typeof msg.body === 'string' ? msg.body : '',
+      deleted: Boolean(msg.deleted),
+    });
     return true;
+  }
+
+  /** Return the entry shown for `seq` ({ id, userId, body, deleted, ... }), or undefined. */
+  entry(seq) {
+    return this.#entries.get(seq);
+  }
+
+  /** Return the entry of this user's newest message that can still be changed, or null. */
+  lastOwnChangeable() {
+    for (let i = this.#seqs.length - 1; i >= 0; i -= 1) {
+      const entry = this.#entries.get(this.#seqs[i]);
+      if (entry.userId === this.myId && !entry.deleted && entry.id !== null) return { seq: this.#seqs[i], ...entry };
+    }
+    return null;
+  }
+
+  /** Place the "Unread messages" divider above the first message by others after `lastRead`; return whether there is one. */
+  markUnread(lastRead) {
+    this.#unreadAfter = Number.isInteger(lastRead) ? lastRead : null;
+    this.#decorate();
+    if (this.#divider?.isConnected) return true;
+    this.#unreadAfter = null;
+    return false;
+  }
+
+  /** Take the divider away (the room is left). */
+  clearUnread() {
+    this.#unreadAfter = null;
+    this.#divider?.remove();
+  }
+
+  /** Scroll so the divider shows near the top, or to the bottom when none is shown. */
+  scrollToUnread() {
+    const list = this.#list;
+    if (!this.#divider?.isConnected) {
+      list.scrollTop = list.scrollHeight;
+      return;
+    }
+    list.scrollTop += this.#divider.getBoundingClientRect().top - list.getBoundingClientRect().top - 8;
+  }
+
+  /** Return whether the newest message is in view (the list is scrolled to its bottom). */
+  atBottom() {
+    const list = this.#list;
+    return list.scrollHeight - list.scrollTop - list.clientHeight <= BOTTOM_SLACK_PX;
   }
 
   /** Show a message this page is sending, before the server has it. */
@@ -118,8 +186,8 @@ export class Timeline {
     if (pending?.file && !pending.failed) setUploadProgress(pending.node, share);
   }
 
-  /** Confirm a pending message from its `ack`; return false when it is not pending. */
-  acknowledge(clientId, seq) {
+  /** Confirm a pending message from its `ack` (with the message's `id`); return false when it is not pending. */
+  acknowledge(clientId, seq, id = null) {
     const pending = this.#pending.get(clientId);
     if (!pending || !Number.isInteger(seq)) return false;
     this.#pending.delete(clientId);
@@ -128,7 +196,16 @@ export class Timeline {
       pending.node.remove();
       return false;
     }
-    this.#place(seq, { node: pending.node, created: null });
+    if (Number.isInteger(id)) pending.node.dataset.id = String(id);
+    this.#place(seq, {
+      node: pending.node,
+      created: null,
+      version: 0,
+      id: Number.isInteger(id) ? id : null,
+      userId: this.myId,
+      body: pending.body,
+      deleted: false,
+    });
     return true;
   }
 
@@ -188,13 +265,19 @@ export class Timeline {
   /** Run `fn` (which changes the list) keeping the reader's place: the bottom, or the first visible message. */
   batch(fn, { toBottom = false } = {}) {
     const list = this.#list;
-    const atBottom = toBottom || list.scrollHeight - list.scrollTop - list.clientHeight <= BOTTOM_SLACK_PX;
+    const atBottom = toBottom || this.atBottom();
     const anchor = atBottom ? null : this.#firstVisible();
     const anchorTop = anchor?.getBoundingClientRect().top;
     const result = fn();
+    this.#decorate();
     if (atBottom) list.scrollTop = list.scrollHeight;
     else if (anchor?.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     return result;
+  }
+
+  // PROTOCOL.md section 12: a message object lists whom it mentions; a deleted one mentions no one.
+  #mentionsMe(msg) {
+    return !msg.deleted && Array.isArray(msg.mentions) && msg.mentions.some((user) => user?.id === this.myId);
   }
 
   #accounted(seq) {
@@ -214,9 +297,46 @@ export class Timeline {
 
   #firstVisible() {
     const top = this.#list.getBoundingClientRect().top;
-    for (const node of this.#list.children) {
+    for (const node of this.#list.querySelectorAll(':scope > .message')) {
       if (node.getBoundingClientRect().bottom > top) return node;
     }
     return null;
+  }
+
+  /** Put the unread divider and the day separators where the messages now are. */
+  #decorate() {
+    const list = this.#list;
+    const messages = [...list.querySelectorAll(':scope > .message')];
+    if (this.#unreadAfter !== null) {
+      const first = messages.find((node) => {
+        const entry = this.#entries.get(Number(node.dataset.seq));
+        return entry && Number(node.dataset.seq) > this.#unreadAfter && entry.userId !== this.myId && !entry.deleted;
+      });
+      this.#divider ??= buildUnreadDivider();
+      if (!first) this.#divider.remove();
+      else if (this.#divider.nextElementSibling !== first) first.before(this.#divider);
+    }
+    const now = new Date();
+    const kept = new Set();
+    let day = null;
+    for (const node of messages) {
+      if (!node.dataset.day || node.dataset.day === day) continue;
+      day = node.dataset.day;
+      // The separator goes above the divider when both mark the same message.
+      const divider = this.#divider;
+      const top = divider && node.previousElementSibling === divider ? divider : node;
+      const above = top.previousElementSibling;
+      if (above?.classList.contains('day-separator') && above.dataset.day === day && !kept.has(above)) {
+        relabelDaySeparator(above, now);
+        kept.add(above);
+      } else {
+        const separator = buildDaySeparator(day);
+        top.before(separator);
+        kept.add(separator);
+      }
+    }
+    for (const node of list.querySelectorAll(':scope > .day-separator')) {
+      if (!kept.has(node)) node.remove();
+    }
   }
 }
