@@ -38,6 +38,11 @@ ERROR_STATUS = {
 }
 
 
+# The socket endpoints (protocol section 1); chat/realtime/routing.py routes these, the pages link them.
+ROOM_SOCKET_PATH = "/ws/rooms/{slug}/"
+USER_SOCKET_PATH = "/ws/user/"
+
+
 def client_config() -> dict:
     """Return what the browser page needs to know of the protocol: limits from settings, and the codes."""
     from django.conf import settings
@@ -46,6 +51,7 @@ def client_config() -> dict:
         "max_body_chars": settings.CHAT_MAX_BODY_CHARS,
         "max_attachment_bytes": settings.CHAT_MAX_ATTACHMENT_BYTES,
         "allowed_content_types": list(settings.CHAT_ALLOWED_CONTENT_TYPES),
+        "edit_window_s": settings.CHAT_EDIT_WINDOW,
         "close": {
             "not_authenticated": CLOSE_NOT_AUTHENTICATED,
             "forbidden": CLOSE_FORBIDDEN,

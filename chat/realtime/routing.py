@@ -6,14 +6,15 @@ from channels.routing import URLRouter
 from channels.security.websocket import WebsocketDenier
 from django.urls import path
 
+from chat.protocol import codes
 from chat.realtime.consumer import RoomConsumer
 from chat.realtime.user_socket import UserConsumer
 
 log = logging.getLogger(__name__)
 
 websocket_urlpatterns = [
-    path("ws/rooms/<slug:slug>/", RoomConsumer.as_asgi()),
-    path("ws/user/", UserConsumer.as_asgi()),
+    path(codes.ROOM_SOCKET_PATH.lstrip("/").replace("{slug}", "<slug:slug>"), RoomConsumer.as_asgi()),
+    path(codes.USER_SOCKET_PATH.lstrip("/"), UserConsumer.as_asgi()),
 ]
 
 

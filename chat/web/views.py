@@ -18,10 +18,8 @@ from chat.protocol.errors import ChatError
 from chat.web.auth import authenticate_request
 from chat.web.forms import RoomCreateForm, SignupForm
 
-# The sockets' paths (chat/realtime/routing.py); the page fills in {slug} when it switches rooms.
-ROOM_WS_PATH = "/ws/rooms/{slug}/"
-USER_WS_PATH = "/ws/user/"
-# A slug that reverse() accepts, replaced by the page's placeholder.
+# A slug that reverse() accepts, replaced by the page's {slug} placeholder (it fills it in when it
+# switches rooms, as it does in the socket paths of chat.protocol.codes).
 _SLUG_STAND_IN = "slug-stand-in"
 
 # Never rendered by the browser: served as downloads whatever their declared type.
@@ -72,8 +70,8 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "room": room,
         "room_path": reverse("chat:room", kwargs={"slug": _SLUG_STAND_IN}).replace(_SLUG_STAND_IN, "{slug}"),
-        "room_ws_path": ROOM_WS_PATH,
-        "user_ws_path": USER_WS_PATH,
+        "room_ws_path": codes.ROOM_SOCKET_PATH,
+        "user_ws_path": codes.USER_SOCKET_PATH,
         "login_url": reverse("login"),
         "chat_config": codes.client_config(),
     }
