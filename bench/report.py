@@ -328,6 +328,20 @@ def quick_table(records: list[dict]) -> str:
     return "\n".join(lines + usersocket_table(records))
 
 
+def physical_limit(path: Path | None) -> list[str]:
+    """The database's ceiling: our statements from a bare psycopg loop (bench/pg_limit.py)."""
+    if path is None or not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["## Physical limit (PostgreSQL)", "",
+             "Our message statements (seq bumps and the INSERT, one implicit transaction per batch, one batch",
+             f"in flight) from a bare psycopg loop over {data['rooms']} rooms, nothing else running",
+             "(`bench/pg_limit.py`). Stored-and-delivered rates above can be read against it.", "",
+             "| batch | messages/s | messages per core-second (script + PostgreSQL) |", "| --- | --- | --- |"]
+    lines += [f"| {r['batch']} | {r['msgs_per_s']:,} | {r['msgs_per_core_s']:,} |" for r in data["rows"]]
+    return lines + [""]
+
+
 def usersocket_table(records: list[dict]) -> list[str]:
     """What a joined member's user socket adds to a message: server CPU-µs per message, without and with."""
     rows = by(records, scenario="usersocket")
@@ -506,6 +520,8 @@ def document(meta: dict, records: list[dict], pngs: list[Path], doc: Path) -> st
     lines += ["## Connection capacity and connect storm", "", f"Run {runs_of(conn)}.", ""] + capacity_tables(records)
     cross = by(records, scenario="crossworker")
     lines += ["## Cross-worker latency (cluster)", "", f"Run {runs_of(cross)}.", ""] + crossworker_table(records)
+    limit_file = Path(meta.get("results_dir", "")) / "pg_limit.json" if meta.get("results_dir") else None
+    lines += physical_limit(limit_file)
     users = by(records, scenario="usersocket")
     if users:
         lines += ["## User sockets", "", f"Run {runs_of(users)}.", "", "```", *usersocket_table(records)[1:], "```", ""]
@@ -536,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no results in {results}")
     pngs = plots(records, results / "plots")
     doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(document(meta, records, pngs, doc))
+    doc.write_text(document({**meta, "results_dir": str(results)}, records, pngs, doc))
     print(f"wrote {doc} and {len(pngs)} plots in {results / 'plots'}")
 
 

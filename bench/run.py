@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick and not args.tiny and not args.no_report:
         from bench import report
 
+        # The database's own ceiling for the report's physical-limit line (bench/pg_limit.py).
+        log("physical limit: our statements on PostgreSQL from a bare psycopg loop")
+        subprocess.run([sys.executable, "-m", "bench.pg_limit", "--out", str(out / "pg_limit.json")], cwd=REPO,
+                       check=True)
+
         report.main(["--results", str(out)])
     else:
         from bench import report
