@@ -43,11 +43,20 @@ async def read_advance(*, room: Room, user: AbstractBaseUser, seq: int) -> outbo
     return state
 
 
-async def room_joined(*, room: Room, user: AbstractBaseUser) -> None:
-    """Tell the user's sockets about a room they just joined by opening it."""
-    state = await database_sync_to_async(selectors.room_state)(user=user, room_id=room.pk)
+async def room_joined(*, room: Room, user: AbstractBaseUser, newest: outbound.Frame | None = None) -> None:
+    """Tell the user's sockets about a room they just joined by opening it.
+
+    newest: the room's newest message when the caller has it (hello's snapshot): a room just
+    joined has nothing unread (the cursor starts at its end), so its state then needs no query.
+    """
+    if newest is not None or room.last_seq == 0:
+        state = outbound.room_state(room=room, last_read=room.last_seq, unread=0, mentions=0, last_message=newest,
+                                    last_activity=newest["created"] if newest else room.created)
+    else:
+        state = await database_sync_to_async(selectors.room_state)(user=user, room_id=room.pk)
     if state is not None:
         await _tell(user.pk, "joined", state)
+
 
 
 async def room_join(*, room: Room, user: AbstractBaseUser) -> None:

@@ -84,7 +84,7 @@ def hello(*, user: User, room: Frame, online: list[User], messages: list[Frame],
 
 
 def room_state(*, room, last_read: int, unread: int, mentions: int, last_message: Frame | None,
-               last_activity: datetime, joined: bool = True, name: str | None = None) -> Frame:
+               last_activity: datetime | str, joined: bool = True, name: str | None = None) -> Frame:
     """A room's state for one user (protocol section 11): counts, cursor and newest message.
 
     The `room_state` frame is this object with its type first (room_state_frame).
@@ -100,7 +100,7 @@ def room_state(*, room, last_read: int, unread: int, mentions: int, last_message
         "last_read": last_read,
         "unread": unread,
         "mentions": mentions,
-        "last_activity": iso(last_activity),
+        "last_activity": last_activity if isinstance(last_activity, str) else iso(last_activity),
         "last_message": last_message,
     }
 

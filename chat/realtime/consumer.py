@@ -121,8 +121,9 @@ class RoomConsumer(LeanConsumer):
         if change.changed:
             # The user's own sockets learn the list from hello: a join is their first socket.
             await presence_announce(room=room.slug, change=change, skip_user=self.user_id)
-        if opening.joined_now:
-            await read_state.room_joined(room=room, user=user)  # it appears on the user's sidebars
+        if opening.joined_now:  # it appears on the user's sidebars
+            newest = messages[-1] if messages and messages[-1]["seq"] == last_seq else None
+            await read_state.room_joined(room=room, user=user, newest=newest)
         log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, identity.how)
 
     async def disconnect(self, code):

@@ -10,7 +10,7 @@ Everything off these paths (pages of history, the API, the admin) stays on the O
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from chat.models import ApiToken, Membership, Message, Room
 
 # Room fields a socket needs (the rest load on access, from sync code only).
-ROOM_FIELDS = ("id", "slug", "name", "private", "dm", "last_seq", "last_version", "created_by")
+ROOM_FIELDS = ("id", "slug", "name", "private", "dm", "created", "last_seq", "last_version", "created_by")
 
 
 def _select_list(model, alias: str, fields) -> tuple[list[str], str]:
@@ -93,7 +93,10 @@ def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, int | None] 
     if row is None:
         return None
     room = Room.from_db(connection.alias, names, row[:-1])
-    room.private = bool(room.private)  # SQLite may hand back 0/1
+    # A raw cursor skips the backend's converters: SQLite hands back 0/1 and naive times (in UTC).
+    room.private, room.dm = bool(room.private), bool(room.dm)
+    if room.created is not None and room.created.tzinfo is None:
+        room.created = room.created.replace(tzinfo=UTC)
     return room, row[-1]
 
 

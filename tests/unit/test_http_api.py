@@ -152,7 +152,7 @@ def test_pages_need_login_and_private_room_page_is_403():
     assert client.get("/rooms/secret/").status_code == 403
     assert client.get("/rooms/nope/").status_code == 404
     page = client.get("/rooms/lobby/")
-    assert page.status_code == 200 and b'data-ws-path="/ws/rooms/lobby/"' in page.content
+    assert page.status_code == 200 and b'data-room-slug="lobby" ' in page.content and b'data-room-ws-path="/ws/rooms/{slug}/"' in page.content
 
 
 def test_lobby_exists_after_migrate():
