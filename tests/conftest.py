@@ -15,6 +15,16 @@ def _test_storage(tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_members_cached():
+    """Each test starts with no room members cached for mentions (its rooms reuse slugs, not ids)."""
+    from chat.domain import mentions
+
+    mentions._members.clear()
+    yield
+    mentions._members.clear()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real Redis for the whole session; the tier fails (not skips) if it cannot start."""

@@ -35,8 +35,14 @@ async def message_post(*, room: Room, user: AbstractBaseUser, body: str, client_
         answered = asyncio.get_running_loop().create_future()
         answered.set_result((stored, False))
         return answered
-    # Only a body with an `@` costs a lookup of whom it mentions (one query, members only).
-    mentioned = await database_sync_to_async(mentions.resolve)(room_id=room.pk, body=body) if "@" in body else ""
+    # Only a body with an `@` looks for whom it mentions, in the process's members of the room
+    # (read from the database when this process has not got them fresh).
+    mentioned = ""
+    if "@" in body and mentions.candidates(body):
+        members = mentions.members_cached(room.slug)
+        if members is None:
+            members = await database_sync_to_async(mentions.members_load)(room_id=room.pk, slug=room.slug)
+        mentioned = mentions.resolve_among(members, body)
     draft = services.MessageDraft(room=room, user=user, body=body, client_id=client_id, attachment=attachment,
                                   mentions=mentioned)
     return _writers.get().submit(draft)

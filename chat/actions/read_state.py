@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from chat.domain import selectors, services
+from chat.domain import mentions, selectors, services
 from chat.models import Membership, Room
 from chat.protocol import outbound
 from chat.realtime.authority import AUTHORITY_GROUP, USER_EVENT
@@ -72,6 +72,7 @@ def _on_membership_saved(sender, instance, created, **kwargs):
     if not created:
         return
     room_id, user_id = instance.room_id, instance.user_id
+    _forget_members(room_id)
 
     def send():
         from django.contrib.auth import get_user_model
@@ -84,9 +85,17 @@ def _on_membership_saved(sender, instance, created, **kwargs):
     transaction.on_commit(send)
 
 
+def _forget_members(room_id: int) -> None:
+    """This process forgets the room's members at once (the others do when the user event reaches them)."""
+    slug = Room.objects.filter(pk=room_id).values_list("slug", flat=True).first()
+    if slug is not None:
+        mentions.members_forget(slug)
+
+
 def _on_membership_deleted(sender, instance, **kwargs):
     slug = Room.objects.filter(pk=instance.room_id).values_list("slug", flat=True).first()
     if slug is not None:
+        mentions.members_forget(slug)
         user_id = instance.user_id
         transaction.on_commit(lambda: async_to_sync(_tell)(user_id, "left", outbound.room_left(slug=slug)))
 

@@ -9,8 +9,7 @@ MAX_MENTIONS users per message. A message stores them in one text column,
 """
 
 import re
-
-from django.db.models.functions import Lower
+import time
 
 from chat.models import Membership
 from chat.protocol import outbound
@@ -36,25 +35,55 @@ def candidates(body: str) -> list[str]:
     return list(seen)
 
 
-def resolve(*, room_id: int, body: str) -> str:
+# The members of a room by lowercase username, per process: a message with an `@` looks its
+# names up here, not in the database. Joins and leaves reach every process (the user events
+# of chat/actions/read_state.py) and drop the room's entry; a lost one is outlived by the TTL.
+MEMBERS_TTL_SECONDS = 30.0
+_members: dict[str, tuple[float, dict[str, tuple[int, str]]]] = {}
+
+
+def members_cached(slug: str) -> dict[str, tuple[int, str]] | None:
+    """Return the room's members by lowercase name if this process has them fresh, else None (no query)."""
+    entry = _members.get(slug)
+    if entry is None or entry[0] < time.monotonic():
+        return None
+    return entry[1]
+
+
+def members_load(*, room_id: int, slug: str) -> dict[str, tuple[int, str]]:
+    """Read the room's members by lowercase name (one query) and keep them for MEMBERS_TTL_SECONDS."""
+    rows = Membership.objects.filter(room_id=room_id).values_list("user_id", "user__username")
+    members = {username.lower(): (user_id, username) for user_id, username in rows}
+    _members[slug] = (time.monotonic() + MEMBERS_TTL_SECONDS, members)
+    return members
+
+
+def members_forget(slug: str) -> None:
+    """Someone joined or left the room: its members are read afresh on the next mention."""
+    _members.pop(slug, None)
+
+
+def resolve(*, room_id: int, slug: str, body: str) -> str:
     """Return the stored form of whom the body mentions among the room's members ("" for no one)."""
-    names = candidates(body)
-    if not names:
+    if not candidates(body):
         return ""
-    found = dict(Membership.objects.filter(room_id=room_id).annotate(name=Lower("user__username"))
-                 .filter(name__in=names).values_list("name", "user_id"))
-    usernames = dict(Membership.objects.filter(room_id=room_id, user_id__in=found.values())
-                     .values_list("user_id", "user__username"))
-    picked: dict[int, None] = {}
-    for match in _CANDIDATE.finditer(body):  # in order of appearance, the longest member name of each
+    members = members_cached(slug)
+    return resolve_among(members if members is not None else members_load(room_id=room_id, slug=slug), body)
+
+
+def resolve_among(members: dict[str, tuple[int, str]], body: str) -> str:
+    """Whom the body mentions among these members (by lowercase name), in order of appearance, at most 50."""
+    picked: dict[int, str] = {}
+    for match in _CANDIDATE.finditer(body):  # the longest member name each candidate holds
         name = match.group(1).lower()
-        while name and name not in found:
+        while name and name not in members:
             name = name[:-1] if name[-1] in _TRAILING else ""
         if name:
-            picked[found[name]] = None
+            user_id, username = members[name]
+            picked[user_id] = username
         if len(picked) >= MAX_MENTIONS:
             break
-    return encode([(user_id, usernames[user_id]) for user_id in picked])
+    return encode(list(picked.items()))
 
 
 def encode(users: list[tuple[int, str]]) -> str:

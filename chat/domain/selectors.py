@@ -80,6 +80,7 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
         # Another tab may join at the same moment: the unique constraint keeps one row.
         Membership.objects.bulk_create([Membership(room_id=room.pk, user_id=user.pk, last_read=last_seq)],
                                        ignore_conflicts=True)
+        mentions.members_forget(room.slug)  # here at once; other processes when the join reaches them
         last_read = last_seq
     if after is None:
         messages, _ = message_list_latest(room=room, limit=settings.CHAT_HELLO_LATEST) if last_seq else ([], False)

@@ -216,7 +216,7 @@ def message_change(*, room: Room, actor: AbstractBaseUser, message_id: object, b
                 raise ChatError("too_late", "the edit window has passed" if window > 0 else "edits are off here")
             message.body, message.edited = body, now
             message.version = version
-            message.mentions = mentions.resolve(room_id=room.pk, body=body)
+            message.mentions = mentions.resolve(room_id=room.pk, slug=room.slug, body=body)
             message.save(update_fields=["body", "edited", "version", "mentions"])
         else:
             if not (message.user_id == actor.pk or selectors.room_user_can_manage(room=room, user=actor)):

@@ -15,6 +15,7 @@ import time
 from channels.layers import get_channel_layer
 
 from chat import metrics
+from chat.domain import mentions
 from chat.per_loop import PerLoop
 from chat.realtime.authority import AUTHORITY_GROUP, USER_EVENT, get_socket_index
 from chat.realtime.authority import EVENT_TYPE as AUTHORITY_EVENT
@@ -187,6 +188,8 @@ class Hub:
 
     def tell_user(self, event: dict) -> int:
         """Hand a user's new room state to each of their local sockets (both kinds); return how many."""
+        if event["kind"] != "read":
+            mentions.members_forget(event["state"]["slug"])  # whom a mention can name has changed
         sockets = list(get_socket_index().by_user.get(event["user"], ()))
         for socket in sockets:
             try:

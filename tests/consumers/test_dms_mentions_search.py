@@ -133,13 +133,16 @@ def test_only_members_are_mentioned_case_insensitively_and_at_most_fifty(people)
     room = Room.objects.get(slug="general")
     for name in ("alice", "bob"):
         Membership.objects.get_or_create(room=room, user=people[name][0])
-    stored = mentions.resolve(room_id=room.pk, body="@BOB look, @carol is not here, @alice. and @bob again")
+    stored = mentions.resolve(room_id=room.pk, slug=room.slug,
+                              body="@BOB look, @carol is not here, @alice. and @bob again")
     assert mentions.decode(stored) == [{"id": people["bob"][0].pk, "username": "bob"},
                                        {"id": people["alice"][0].pk, "username": "alice"}]
     many = _users_fast([f"m{i}" for i in range(55)])
-    Membership.objects.bulk_create([Membership(room=room, user=u) for u in many])
+    Membership.objects.bulk_create([Membership(room=room, user=u) for u in many])  # no signals: forget by hand
+    assert len(mentions.decode(mentions.resolve(room_id=room.pk, slug=room.slug, body="@m1"))) == 0  # cached
+    mentions.members_forget(room.slug)
     body = " ".join(f"@m{i}" for i in range(55))
-    assert len(mentions.decode(mentions.resolve(room_id=room.pk, body=body))) == mentions.MAX_MENTIONS
+    assert len(mentions.decode(mentions.resolve(room_id=room.pk, slug=room.slug, body=body))) == mentions.MAX_MENTIONS
 
 
 async def test_a_mention_is_carried_counted_and_follows_edits(people):
@@ -161,21 +164,30 @@ async def test_a_mention_is_carried_counted_and_follows_edits(people):
         assert (counted["unread"], counted["mentions"]) == (1, 1)
         await _post(alice_sock, "no one here", "m2")
         assert (await _state(bob_sidebar, "general", last_seq=2))["mentions"] == 1
+        # Carol joins now: the members this process had cached for mentions are read again.
+        carol_sock = socket_for("/ws/rooms/general/", bearer=people["carol"][1])
+        assert (await carol_sock.connect())[0]
+        sockets.append(carol_sock)
+        assert (await carol_sock.recv())["type"] == "hello"
+        late = await _post(alice_sock, "welcome @carol", "m3")
+        assert late["mentions"] == [{"id": carol.pk, "username": "carol"}]
+        await carol_sock.close()
+        sockets.remove(carol_sock)
+        await sync_to_async(Membership.objects.filter(user=carol).delete)()  # so she is no member below
         await alice_sock.send({"type": "edit", "id": message["id"], "body": "hey everyone"})
-        edited = await _state(bob_sidebar, "general", last_version=3)
-        assert (edited["unread"], edited["mentions"]) == (2, 0)
+        edited = await _state(bob_sidebar, "general", last_version=4)
+        assert (edited["unread"], edited["mentions"]) == (3, 0)
         await alice_sock.send({"type": "edit", "id": message["id"], "body": "hey @bob again"})
-        assert (await _state(bob_sidebar, "general", last_version=4))["mentions"] == 1
+        assert (await _state(bob_sidebar, "general", last_version=5))["mentions"] == 1
         await alice_sock.send({"type": "delete", "id": message["id"]})
-        gone = await _state(bob_sidebar, "general", last_version=5)
-        assert (gone["unread"], gone["mentions"]) == (1, 0)
+        gone = await _state(bob_sidebar, "general", last_version=6)
+        assert (gone["unread"], gone["mentions"]) == (2, 0)
         # A fresh count from the database agrees; carol, never a member, was never mentioned.
         again, hello = await _user_socket(bob_token)
         sockets.append(again)
-        assert [(r["unread"], r["mentions"]) for r in hello["rooms"]] == [(1, 0)]
+        assert [(r["unread"], r["mentions"]) for r in hello["rooms"]] == [(2, 0)]
         stored = await sync_to_async(lambda: list(Message.objects.order_by("seq").values_list("mentions", flat=True)))()
-        assert stored == ["", ""]
-        assert not await sync_to_async(Membership.objects.filter(user=carol).exists)()
+        assert stored == ["", "", f",{carol.pk}:carol,"]
     finally:
         for sock in sockets:
             await sock.close()
