@@ -102,6 +102,8 @@ class Conn(asyncio.Protocol):
         self.closed = False
         self.buf = b""
         self.on_own: Any = None  # closed loop: called for each delivery on a sender's socket
+        self.on_lost: Any = None  # the storm: called once with the close code when the socket ends
+        self.spec = spec
         self.t_upgraded = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -162,6 +164,9 @@ class Conn(asyncio.Protocol):
                 self.transport.write(client_frame(buf[i + h : end], OP_PONG))
             elif op == OP_CLOSE:
                 code = int.from_bytes(buf[i + h : i + h + 2], "big") if b1 >= 2 else 1005
+                if self.on_lost is not None and self.ready.done():
+                    self._lost(code)
+                    return
                 self._fail(f"closed by server with code {code}")
                 return
             i = end
@@ -180,7 +185,18 @@ class Conn(asyncio.Protocol):
         if self.transport:
             self.transport.abort()
 
+    def _lost(self, code: int | None) -> None:
+        """The storm: the server ended a ready socket; tell the client once, as an expected event."""
+        callback, self.on_lost = self.on_lost, None
+        self.closed = True
+        if self.transport:
+            self.transport.abort()
+        callback(self, code)
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.on_lost is not None and self.ready.done() and not self.closed:
+            self._lost(None)
+            return
         if not self.closed:
             self.closed = True
             self.client.errors.append(f"connection lost: {exc}")
@@ -458,6 +474,54 @@ class LoadClient:
         r = await self.closed_loop(p["window"], p["seconds"], p.get("drain", 3.0))
         await self.mark(p["name"] + ":end")
         return r
+
+    async def phase_storm(self, p: dict) -> dict:
+        """A reconnect storm: the parent restarts a worker at the `:restart` mark; every socket it ends
+        reconnects (after a random wait under `jitter` seconds, as the page does after a 1012) with
+        the spec's path plus `resume` (`?after=...`), and the phase lasts until all are back.
+        """
+        loop = asyncio.get_running_loop()
+        lost: list[float] = []
+        back: list[float] = []
+        failures: list[str] = []
+        t_restart = [0.0]
+
+        async def reconnect(conn: Conn) -> None:
+            await asyncio.sleep(random.uniform(0, p.get("jitter", 1.0)))
+            spec = {**conn.spec, "path": conn.spec["path"].split("?")[0] + p.get("resume", "")}
+            for _attempt in range(20):
+                try:
+                    await self.open_one(spec, conn.index, p.get("timeout", 30))
+                    back.append(time.monotonic())
+                    new = self.conns[-1]
+                    new.on_lost = on_lost
+                    break
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}"[:120])
+                    await asyncio.sleep(0.2)
+
+        def on_lost(conn: Conn, code: int | None) -> None:
+            lost.append(time.monotonic())
+            if conn in self.conns:
+                self.conns.remove(conn)
+            loop.create_task(reconnect(conn))
+
+        for conn in self.conns:
+            conn.on_lost = on_lost
+        await self.mark(p["name"] + ":start")
+        t_restart[0] = time.monotonic()
+        await self.mark(p["name"] + ":restart")  # the parent stops a worker and starts it again
+        deadline = time.monotonic() + p.get("seconds", 60)
+        while time.monotonic() < deadline and (not lost or len(back) < len(lost)):
+            await asyncio.sleep(0.05)
+        await self.mark(p["name"] + ":end")
+        for conn in self.conns:
+            conn.on_lost = None
+        waits = sorted(t - t_restart[0] for t in back)
+        pick = (lambda q: round(waits[min(len(waits) - 1, int(q * len(waits)))], 3)) if waits else (lambda q: None)
+        return {"lost": len(lost), "back": len(back), "failures": sorted(set(failures))[:5],
+                "failed_attempts": len(failures), "all_back_s": round(waits[-1], 3) if waits else None,
+                "p50_back_s": pick(0.5), "p99_back_s": pick(0.99)}
 
     async def phase_idle(self, p: dict) -> dict:
         """Hold the connections open and silent for a while, bracketed by marks."""

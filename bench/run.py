@@ -40,13 +40,13 @@ from bench.servers import (
 )
 
 SERVERS = {"ours": OursDaphne, "naive": NaiveDaphne, "bare": BareDaphne, "node": NodeWs, "cluster": OursCluster}
-SCENARIOS = ["connections", "fanout", "crossworker", "usersocket"]
+SCENARIOS = ["connections", "fanout", "crossworker", "usersocket", "reconnect"]
 # Each block gets a freshly started server: after one scenario, freed heap would absorb the
 # next one's connections (hiding their memory) and its peak RSS would carry over.
-BLOCKS = [["connections"], ["fanout", "crossworker", "usersocket"]]
+BLOCKS = [["connections", "reconnect"], ["fanout", "crossworker", "usersocket"]]
 RESULTS = REPO / "bench" / "results"
 FILES = {"fanout": "fanout", "capacity": "connections", "storm": "connections", "crossworker": "crossworker",
-         "usersocket": "usersocket"}
+         "usersocket": "usersocket", "reconnect": "reconnect"}
 
 
 def log(message: str) -> None:
@@ -75,6 +75,9 @@ def run_on(server: BenchServer, names: list[str], settings: Settings, rep: int, 
                 elif name == "crossworker" and isinstance(view, OursCluster):
                     log(f"rep {rep} {view.name}: crossworker")
                     records += scenarios.crossworker(view, meter, settings)
+                elif name == "reconnect" and view is server and isinstance(view, OursCluster):
+                    log(f"rep {rep} {view.name}: reconnect storm")
+                    records += scenarios.reconnect_storm(view, meter, settings)
                 elif name == "usersocket" and view is server and isinstance(view, (OursDaphne, OursCluster)):
                     log(f"rep {rep} {view.name}: usersocket")
                     records += scenarios.usersocket(view, meter, settings)

@@ -11,9 +11,10 @@ import math
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
-from bench.servers import REPO, BenchServer, Meter, OursCluster
+from bench.servers import HOST, REPO, BenchServer, Meter, OursCluster
 
 # Offered load ladder in deliveries/s; each step's message rate is this / room size.
 LADDER = [2_000, 5_000, 10_000, 20_000, 40_000, 80_000, 160_000]
@@ -63,8 +64,11 @@ def all_slugs(settings: Settings) -> list[str]:
     return slugs + [f"c{i}" for i in range(CONN_ROOMS)] + ["x1", USER_SOCKET_ROOM]
 
 
-def run_client(spec: dict, meter: Meter, timeout: float) -> tuple[dict, dict[str, dict]]:
-    """Run the load client process on a spec; snapshot the server at each of its marks."""
+def run_client(spec: dict, meter: Meter, timeout: float, hooks: dict | None = None) -> tuple[dict, dict[str, dict]]:
+    """Run the load client process on a spec; snapshot the server at each of its marks.
+
+    hooks: mark name -> function run at that mark, before the client is told to go on.
+    """
     proc = subprocess.Popen([sys.executable, "-m", "bench.loadclient"], cwd=REPO, text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     killer = threading.Timer(timeout, proc.kill)
@@ -78,6 +82,8 @@ def run_client(spec: dict, meter: Meter, timeout: float) -> tuple[dict, dict[str
             message = json.loads(line)
             if "mark" in message:
                 marks[message["mark"]] = meter.snapshot(reset_peak=message["mark"].endswith(":start"))
+                if hooks and message["mark"] in hooks:
+                    marks[message["mark"]]["hook"] = hooks[message["mark"]]()
                 proc.stdin.write("\n")
                 proc.stdin.flush()
             elif "result" in message:
@@ -270,3 +276,75 @@ def usersocket(server: BenchServer, meter: Meter, settings: Settings) -> list[di
                         "cpu_us_per_message": round(side["server_cpu_s"] / max(run["sent"], 1) * 1e6, 1),
                         "client_errors": result["error_count"]})
     return records
+
+
+def _pg_statement_log(cluster, on: bool) -> None:
+    """Have PostgreSQL log every statement (on) or none (off), without a restart."""
+    import psycopg
+
+    with psycopg.connect(host=HOST, port=cluster.postgres_port, user="postgres", dbname="chat",
+                         autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET log_statement = '{'all' if on else 'none'}'")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _statements_logged(log_path, offset: int) -> tuple[int, int]:
+    """Count the statements PostgreSQL logged after offset: all of them, and those that read messages."""
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        lines = [line for line in f.read().decode("utf-8", "replace").splitlines() if "statement: " in line]
+    reading = [line for line in lines if '"chat_message"' in line and "SELECT" in line.upper()
+               and "INSERT" not in line.upper()]
+    return len(lines), len(reading)
+
+
+def reconnect_storm(server: OursCluster, meter: Meter, settings: Settings) -> list[dict]:
+    """5,000 clients through nginx on 2 workers; worker 1 restarted; how long until every client has its hello again.
+
+    Each room gets a message first, so every reconnect (`?after=0`) recovers it. The
+    database's share: PostgreSQL logs every statement during the storm, counted per reconnect
+    (all of them, and those that read messages).
+    """
+    from bench.servers import ClusterViaNginx
+
+    view = ClusterViaNginx(server)
+    targets, headers = len(view.targets()), len(view.headers())
+    slugs = [f"c{i}" for i in range(CONN_ROOMS)]
+    conns = [{"target": i % targets, "path": view.path(slugs[i % CONN_ROOMS]), "headers": i % headers,
+              "room": i % CONN_ROOMS} for i in range(settings.storm)]
+    spec = {**base_spec(view), "phases": [
+        {"op": "connect", "name": "connect", "conns": conns, "inflight": settings.inflight},
+        {"op": "steps", "name": "seed", "rates": [float(CONN_ROOMS)], "seconds": 1.0, "drain": 2.0},
+        {"op": "storm", "name": "storm", "resume": "?after=0", "jitter": 1.0, "seconds": 90},
+        {"op": "close", "name": "close", "settle": settings.pause_s},
+    ]}
+    cluster = server.cluster
+    counted: dict[str, int] = {}
+
+    log_path = cluster.logs / "postgres.log"
+
+    def restart() -> dict:
+        _pg_statement_log(cluster, True)
+        time.sleep(0.2)  # the reload reaches every backend
+        counted["offset"] = log_path.stat().st_size
+        started = time.monotonic()
+        cluster.stop_worker(1)  # SIGTERM: the worker drains, its clients get 1012
+        stopped = time.monotonic()
+        cluster.start_worker(1)
+        return {"stop_s": round(stopped - started, 2), "start_s": round(time.monotonic() - stopped, 2)}
+
+    def end() -> None:
+        counted["statements"], counted["message_reads"] = _statements_logged(log_path, counted["offset"])
+        _pg_statement_log(cluster, False)
+
+    result, marks = run_client(spec, meter, settings.client_timeout, hooks={"storm:restart": restart, "storm:end": end})
+    if result["phases"]["connect"]["failed"]:
+        raise RuntimeError(f"storm: {result['phases']['connect']['failures']}")
+    storm = result["phases"]["storm"]
+    hook = marks["storm:restart"]["hook"]
+    reconnects = max(storm["back"], 1)
+    return [{"scenario": "reconnect", "connections": settings.storm, **storm, **hook,
+             "db_statements_per_reconnect": round(counted["statements"] / reconnects, 2),
+             "db_message_reads_per_reconnect": round(counted["message_reads"] / reconnects, 2),
+             "server_cpu_s": round(marks["storm:end"]["cpu_s"] - marks["storm:start"]["cpu_s"], 2),
+             "client_errors": result["error_count"]}]

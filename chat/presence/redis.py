@@ -79,6 +79,10 @@ def _alive_key(worker: str) -> str:
 WORKERS_KEY = PREFIX + "workers"
 
 
+POOL_CONNECTIONS = 50
+POOL_WAIT_SECONDS = 10.0
+
+
 class RedisPresenceStore(PresenceStore):
     needs_heartbeat = True
 
@@ -93,7 +97,12 @@ class RedisPresenceStore(PresenceStore):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aioredis.Redis.from_url(self.url, decode_responses=True, health_check_interval=30)
+            # A blocking pool: when a worker's sockets all close at once (a deploy), their leaves
+            # wait for a connection instead of failing (redis-py's default pool raises past 100).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS, decode_responses=True,
+                health_check_interval=30)
+            client = aioredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
 
