@@ -113,3 +113,17 @@ async def test_connection_cap_counts_every_room_and_frees_on_leave(make_store, r
     assert not (await store.join(room=room, user=ALICE, connection="c3", max_connections=2)).refused
     await store.leave(room=room, user=ALICE, connection="c3")
     await store.leave(room=room + "-b", user=ALICE, connection="c2")
+
+
+async def test_a_burst_of_hundreds_of_joins_and_leaves_at_once_all_succeed(make_store, room):
+    # A deploy: a worker's sockets all close at once, and the survivor's all open at once.
+    import asyncio
+
+    store = make_store()
+    users = [{"id": 1000 + i, "username": f"u{i:03d}"} for i in range(300)]
+    joined = await asyncio.gather(*(store.join(room=room, user=u, connection=f"c{u['id']}") for u in users))
+    assert sum(len(change.joined) for change in joined) == 300
+    assert len(await store.online(room=room)) == 300
+    left = await asyncio.gather(*(store.leave(room=room, user=u, connection=f"c{u['id']}") for u in users))
+    assert sum(len(change.left) for change in left) == 300
+    assert await store.online(room=room) == []
