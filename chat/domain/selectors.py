@@ -141,29 +141,47 @@ def message_to_frame(message: Message, *, room_slug: str) -> outbound.Frame:
     )
 
 
-def _page(*, room: Room, filters: Q, newest_first: bool, limit: int) -> tuple[list[outbound.Frame], bool]:
-    """Fetch up to limit messages plus one to learn whether more exist; return oldest first."""
-    order = "-seq" if newest_first else "seq"
-    rows = list(
-        Message.objects.filter(filters, room_id=room.pk)
-        .select_related("user", "attachment")
-        .order_by(order)[: limit + 1]
-    )
+def _page(*, room: Room, newest_first: bool, limit: int, after: int | None = None, before: int | None = None,
+          since: int | None = None) -> tuple[list[outbound.Frame], bool]:
+    """Fetch up to limit messages plus one to learn whether more exist; return oldest first.
+
+    Hand-written SQL (chat/store/queries.py): every hello runs this, and the ORM cost several
+    times the query (bench/FINDINGS.md).
+    """
+    rows = queries.message_rows(room_id=room.pk, after=after, before=before, since=since, newest_first=newest_first,
+                                limit=limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
     if newest_first:
         rows.reverse()
-    return [message_to_frame(m, room_slug=room.slug) for m in rows], has_more
+    slug = room.slug
+    url = _attachment_url(slug)
+    return [outbound.message_obj(
+        message_id=message_id, seq=seq, room=slug, user=outbound.user_obj(user_id=user_id, username=username),
+        body=body, created=created, client_id=client_id, version=version, edited=edited, deleted=deleted,
+        mentions=mentions.decode(mentioned),
+        attachment=None if attachment_id is None else {
+            "url": url.replace(_ATTACHMENT_ID_STAND_IN, str(attachment_id)), "name": name,
+            "content_type": content_type, "size": size})
+        for (message_id, seq, user_id, username, body, created, client_id, version, edited, deleted, mentioned,
+             attachment_id, name, content_type, size) in rows], has_more
+
+
+_ATTACHMENT_ID_STAND_IN = "987654321"
+
+
+def _attachment_url(slug: str) -> str:
+    return reverse("chat:attachment", kwargs={"slug": slug, "attachment_id": int(_ATTACHMENT_ID_STAND_IN)})
 
 
 def message_list_latest(*, room: Room, limit: int) -> tuple[list[outbound.Frame], bool]:
     """Return the newest `limit` messages, oldest first, and whether older ones exist."""
-    return _page(room=room, filters=Q(), newest_first=True, limit=limit)
+    return _page(room=room, newest_first=True, limit=limit)
 
 
 def message_list_before(*, room: Room, before: int, limit: int) -> tuple[list[outbound.Frame], bool]:
     """Return the newest `limit` messages with seq < before, oldest first, and whether older ones exist."""
-    return _page(room=room, filters=Q(seq__lt=before), newest_first=True, limit=limit)
+    return _page(room=room, before=before, newest_first=True, limit=limit)
 
 
 def message_list_after(
@@ -174,12 +192,7 @@ def message_list_after(
     With since, older messages changed after that version (edited or deleted) come too, so a
     client that was away sees every change it missed; all oldest seq first.
     """
-    filters = Q(seq__gt=after)
-    if since is not None:
-        filters |= Q(version__gt=since)
-    if before is not None:
-        filters &= Q(seq__lt=before)
-    return _page(room=room, filters=filters, newest_first=False, limit=limit)
+    return _page(room=room, after=after, since=since, before=before, newest_first=False, limit=limit)
 
 
 def room_users_allowed(*, slug: str, user_ids: set[int]) -> set[int] | None:

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
-from chat.models import ApiToken, Membership, Message, Room
+from chat.models import ApiToken, Attachment, Membership, Message, Room
 
 # Room fields a socket needs (the rest load on access, from sync code only).
 ROOM_FIELDS = ("id", "slug", "name", "private", "dm", "created", "last_seq", "last_version", "created_by")
@@ -95,8 +95,7 @@ def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, int | None] 
     room = Room.from_db(connection.alias, names, row[:-1])
     # A raw cursor skips the backend's converters: SQLite hands back 0/1 and naive times (in UTC).
     room.private, room.dm = bool(room.private), bool(room.dm)
-    if room.created is not None and room.created.tzinfo is None:
-        room.created = room.created.replace(tzinfo=UTC)
+    room.created = _aware(room.created)
     return room, row[-1]
 
 
@@ -276,3 +275,63 @@ def session_expiry(*, session_key: str) -> datetime | None:
 
         value = value.replace(tzinfo=UTC)
     return value
+
+
+@cache
+def _page_sql() -> str:
+    user_model = get_user_model()
+    m = {f: _col(Message, f) for f in ("id", "seq", "user", "body", "created", "client_id", "version", "edited",
+                                         "deleted", "mentions", "room")}
+    a = {f: _col(Attachment, f) for f in ("id", "name", "content_type", "size", "message")}
+    return (
+        f"SELECT m.{m['id']}, m.{m['seq']}, m.{m['user']}, u.{_q(user_model._meta.get_field(user_model.USERNAME_FIELD).column)},"
+        f" m.{m['body']}, m.{m['created']}, m.{m['client_id']}, m.{m['version']}, m.{m['edited']}, m.{m['deleted']},"
+        f" m.{m['mentions']}, a.{a['id']}, a.{a['name']}, a.{a['content_type']}, a.{a['size']}"
+        f" FROM {_table(Message)} m JOIN {_table(user_model)} u ON u.{_q(user_model._meta.pk.column)} = m.{m['user']}"
+        f" LEFT JOIN {_table(Attachment)} a ON a.{a['message']} = m.{m['id']}"
+        f" WHERE m.{m['room']} = %s AND ({{where}}) ORDER BY m.{m['seq']} {{order}} LIMIT %s"
+    )
+
+
+# Page filters: the same ones selectors asks of the ORM, as SQL over the message alias m.
+PAGE_FILTERS = {
+    "after": "m.{seq} > %s",
+    "before": "m.{seq} < %s",
+    "since": "m.{version} > %s",
+}
+
+
+def message_rows(*, room_id: int, after: int | None = None, before: int | None = None, since: int | None = None,
+                 newest_first: bool, limit: int) -> list[tuple]:
+    """Return message rows of a room for a page: (id, seq, user_id, username, body, created, client_id, version,
+    edited, deleted, mentions, attachment id, name, content_type, size), in seq order (descending if newest_first).
+
+    after and since combine with OR (seq > after, or changed after since), and before with AND,
+    as history recovery asks (selectors.message_list_after).
+    """
+    cols = {"seq": _col(Message, "seq"), "version": _col(Message, "version")}
+    clauses, params = [], []
+    if after is not None:
+        recovery = PAGE_FILTERS["after"].format(**cols)
+        params.append(after)
+        if since is not None:
+            recovery = f"({recovery} OR {PAGE_FILTERS['since'].format(**cols)})"
+            params.append(since)
+        clauses.append(recovery)
+    if before is not None:
+        clauses.append(PAGE_FILTERS["before"].format(**cols))
+        params.append(before)
+    sql = _page_sql().format(where=" AND ".join(clauses) or "1 = 1", order="DESC" if newest_first else "ASC")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [room_id, *params, limit])
+        rows = cursor.fetchall()
+    return [(*row[:5], _aware(row[5]), *row[6:8], _aware(row[8]), bool(row[9]), *row[10:]) for row in rows]
+
+
+def _aware(value):
+    """A raw cursor's time as an aware UTC datetime (SQLite hands back naive ones, or text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
