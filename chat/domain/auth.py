@@ -7,8 +7,11 @@ from datetime import datetime
 from importlib import import_module
 
 from django.conf import settings
-from django.contrib.auth import get_user
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from chat.domain import services
 from chat.store import queries
@@ -59,11 +62,10 @@ def authenticate(credentials: Credentials) -> Identity:
     that also opens the room, so a handshake costs one thread hop.
     """
     if credentials.session_key:
-        store = import_module(settings.SESSION_ENGINE).SessionStore(credentials.session_key)
-        user = get_user(_SessionRequest(store))
-        if user.is_authenticated:
-            return Identity(user=user, how="session", session_key=credentials.session_key,
-                            session_expires=queries.session_expiry(session_key=credentials.session_key))
+        found = session_user(session_key=credentials.session_key)
+        if found is not None:
+            user, expires = found
+            return Identity(user=user, how="session", session_key=credentials.session_key, session_expires=expires)
     if credentials.token:
         found = services.token_identify(raw=credentials.token)
         if found is not None:
@@ -74,9 +76,55 @@ def authenticate(credentials: Credentials) -> Identity:
 
 def session_user_id(*, session_key: str) -> int | None:
     """Return the id of the user a session still authenticates (live, not expired, hash valid), or None."""
+    found = session_user(session_key=session_key)
+    return found[0].pk if found is not None else None
+
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+DB_SESSIONS = "django.contrib.sessions.backends.db"
+
+
+def session_user(*, session_key: str) -> tuple[AbstractBaseUser, datetime | None] | None:
+    """Return the user a session authenticates and when the session expires, or None.
+
+    The checks of django.contrib.auth.get_user, in two hand-written queries (the session,
+    then the user) instead of three through the ORM. The common case only: database
+    sessions, the model backend and a session hash that matches the user's current one.
+    Anything else (another engine or backend, a hash that only a SECRET_KEY_FALLBACKS key
+    matches) goes to Django's own get_user, so the answer is always Django's
+    (tests/unit/test_session_auth.py compares the two).
+    """
+    if settings.SESSION_ENGINE != DB_SESSIONS:
+        return _session_user_django(session_key)
+    row = queries.session_row(session_key=session_key, now=timezone.now())
+    if row is None:
+        return None  # no such session, or expired: Django's store finds nothing either
+    encoded, expires = row
+    data = import_module(DB_SESSIONS).SessionStore(session_key).decode(encoded)  # {} if tampered with
+    user_id, backend = data.get(SESSION_KEY), data.get(BACKEND_SESSION_KEY)
+    if user_id is None or backend not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    if backend != MODEL_BACKEND:
+        return _session_user_django(session_key)
+    try:
+        pk = get_user_model()._meta.pk.to_python(user_id)
+    except ValidationError:
+        return None
+    user = queries.user_for_session(user_id=pk)
+    if user is None or not user.is_active:  # ModelBackend.get_user: user_can_authenticate
+        return None
+    session_hash = data.get(HASH_SESSION_KEY)
+    if not session_hash or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return _session_user_django(session_key)  # fallback keys, or Django's verdict on a stale hash
+    return user, expires
+
+
+def _session_user_django(session_key: str) -> tuple[AbstractBaseUser, datetime | None] | None:
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     user = get_user(_SessionRequest(store))
-    return user.pk if user.is_authenticated else None
+    if not user.is_authenticated:
+        return None
+    return user, queries.session_expiry(session_key=session_key)
 
 
 def session_digest(session_key: str) -> str:

@@ -335,3 +335,40 @@ def _aware(value):
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@cache
+def _session_row_sql() -> str:
+    from django.contrib.sessions.models import Session
+
+    return (f"SELECT {_col(Session, 'session_data')}, {_col(Session, 'expire_date')} FROM {_table(Session)}"
+            f" WHERE {_col(Session, 'session_key')} = %s AND {_col(Session, 'expire_date')} > %s")
+
+
+def session_row(*, session_key: str, now: datetime) -> tuple[str, datetime] | None:
+    """Return (encoded data, expiry) of a live database session, or None: the query Django's db store runs."""
+    with connection.cursor() as cursor:
+        cursor.execute(_session_row_sql(), [session_key, connection.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()
+    return None if row is None else (row[0], _aware(row[1]))
+
+
+@cache
+def _user_sql() -> tuple[str, list[str]]:
+    user_model = get_user_model()
+    wanted = [user_model._meta.pk.name, user_model.USERNAME_FIELD, "password", "is_active"]
+    names, columns = _select_list(user_model, "u", wanted)
+    return f"SELECT {columns} FROM {_table(user_model)} u WHERE u.{_q(user_model._meta.pk.column)} = %s", names
+
+
+def user_for_session(*, user_id) -> AbstractBaseUser | None:
+    """Return the user with this primary key, loading only what a session check needs (the rest on access)."""
+    sql, names = _user_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    user = get_user_model().from_db(connection.alias, names, row)
+    user.is_active = bool(user.is_active)
+    return user
