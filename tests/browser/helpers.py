@@ -127,10 +127,15 @@ NOTIFICATION_STUB = """
 })();
 """
 
-# The tab as the page sees it when the reader has switched to another one.
+# The tab as the page sees it when the reader has switched to another one, and back.
 HIDE_PAGE = """() => {
   Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
   Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+SHOW_PAGE = """() => {
+  delete document.visibilityState;
+  delete document.hidden;
   document.dispatchEvent(new Event('visibilitychange'));
 }"""
 

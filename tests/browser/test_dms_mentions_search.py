@@ -6,14 +6,14 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PASSWORD
-from tests.browser.helpers import HIDE_PAGE, NOTIFICATION_STUB, Remote, make_users
+from tests.browser.helpers import HIDE_PAGE, NOTIFICATION_STUB, SHOW_PAGE, Remote, make_users
 
 pytestmark = pytest.mark.browser
 # Many sign-ins from one address, and authors who post a few dozen messages in one go.
-SERVER_ENV = {"CHAT_LOGIN_BURST": "200", "CHAT_RATE_BURST": "200"}
+SERVER_ENV = {"CHAT_LOGIN_BURST": "200", "CHAT_RATE_BURST": "600", "CHAT_RATE_PER_SECOND": "600"}
 
 USERS = ("dm-alice", "dm-bob", "pick-alice", "pick-bob", "pick-bobby", "pick-carol", "men-alice", "men-bob",
-         "ta-alice", "ta-bob", "ta-bert", "ta-newbie", "note-alice", "note-bob", "find-alice", "find-bob")
+         "ta-alice", "ta-bob", "ta-bert", "ta-newbie", "note-alice", "note-bob", "find-alice", "find-bob", "far-alice", "far-bob")
 
 
 @pytest.fixture(scope="module")
@@ -190,14 +190,21 @@ def test_a_mention_or_dm_while_the_tab_is_hidden_makes_a_notification_that_leads
     # Loading the page asks nothing: only the reader's click does.
     assert page.evaluate("window.__notifications.requests") == 0
 
+    mentions = sidebar_room(page, "note-room").locator(".sidebar-mentions")
     page.evaluate(HIDE_PAGE)
     author.post("note-room", "@note-alice before you said yes")
-    expect(sidebar_room(page, "note-room").locator(".sidebar-mentions")).to_have_text("@1")
+    expect(mentions).to_have_text("@1")
     assert page.evaluate("window.__notifications.made.length") == 0  # no permission yet
 
+    page.evaluate(SHOW_PAGE)
     enable.click()
     expect(enable).to_be_hidden()
     assert page.evaluate("window.__notifications.requests") == 1
+    author.post("note-room", "@note-alice while you are looking")
+    expect(mentions).to_have_text("@2")
+    assert page.evaluate("window.__notifications.made.length") == 0  # the tab is in view: the sidebar says it
+
+    page.evaluate(HIDE_PAGE)
     author.post("note-room", "nothing to see")
     author.post("note-room", "@note-alice the minutes, please")
     page.wait_for_function("() => window.__notifications.made.length >= 1")
@@ -269,4 +276,37 @@ def test_a_search_result_from_another_room_opens_there_at_the_message_and_privat
     expect(page.locator("#search-more")).to_be_hidden()
     page.keyboard.press("Escape")
     expect(panel).to_be_hidden()
+    assert bob.console_errors == []
+
+
+def test_a_search_result_far_back_shows_its_neighbourhood_and_the_messages_in_between_on_request(
+        server, accounts, on_page):
+    author = Remote(server, accounts["far-alice"])
+    author.create_room("far-room", "Far Room")
+    target = author.post("far-room", "the narwhal sighting of last spring")
+    # More newer messages than the page pages in for a jump (500): it loads the target's neighbourhood alone.
+    author.post_many("far-room", [f"later news {i}" for i in range(559)])
+    bob = on_page("far-bob")
+    page = bob.page
+    page.locator("#search-input").fill("narwhal")
+    page.locator("#search-input").press("Enter")
+    page.locator("#search-panel .search-hit").click()
+
+    message = page.locator(f"#messages .message[data-seq='{target['seq']}']")
+    expect(message).to_have_class(re.compile(r"\bjump-target\b"))
+    expect(message).to_be_in_viewport()
+    hole = page.locator("#messages .timeline-hole")
+    # 51 messages from the target on (none come before it), then a gap up to the newest 50, which
+    # the room's socket said hello with.
+    assert target["seq"] == 1
+    expect(hole).to_have_count(1)
+    expect(hole).to_have_attribute("data-after", "51")
+    expect(hole.locator("button")).to_have_text("Load 459 messages not shown here")
+    expect(page.locator("#messages > .message")).to_have_count(51 + 50)
+
+    hole.locator("button").click()
+    expect(page.locator("#messages > .message")).to_have_count(560)
+    expect(hole).to_have_count(0)
+    seqs = page.locator("#messages > .message").evaluate_all("nodes => nodes.map(n => Number(n.dataset.seq))")
+    assert seqs == list(range(1, 561))
     assert bob.console_errors == []

@@ -84,7 +84,11 @@ const search = new SearchPanel({
     close: byId('search-close'),
   },
   paths: { search: API.search, rooms: API.rooms },
-  roomName: (slug) => sidebar.get(slug)?.name ?? null,
+  roomName: (slug) => {
+    const state = sidebar.get(slug);
+    if (!state) return null;
+    return state.dm ? `DM with ${state.name}` : state.name;
+  },
   onPick: (result) => showMessage(result.room, result.seq),
 });
 

@@ -391,7 +391,10 @@ export class RoomView {
     box.querySelector('button').hidden = state !== 'idle';
     let text = '';
     if (state === 'loading') text = 'Loading older messages…';
-    else if (state === 'done') text = this.timeline.lowestSeq === null ? 'No messages yet.' : 'This is the beginning of the room.';
+    else if (state === 'done') {
+      text = this.timeline.lowestSeq === null ? 'No messages yet.'
+        : `This is the beginning of the ${this.dm ? 'conversation' : 'room'}.`;
+    }
     box.querySelector('.load-older-status').textContent = text;
   }
 
