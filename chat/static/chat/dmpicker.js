@@ -5,7 +5,6 @@ import { apiUrl, getJson } from './api.js';
 import { SuggestList } from './suggest.js';
 
 const DEBOUNCE_MS = 200;
-const MAX_SHOWN = 20;
 
 export class DmPicker {
   #toggle;
@@ -93,7 +92,8 @@ export class DmPicker {
       return;
     }
     if (request !== this.#request || document.activeElement !== this.#input) return;
-    this.#suggest.show(users.slice(0, MAX_SHOWN).map((user) => ({ label: String(user.username), username: user.username })));
+    // The server sends at most 20 (CHAT_USER_SEARCH_MAX): all of them show.
+    this.#suggest.show(users.map((user) => ({ label: String(user.username), username: user.username })));
     this.#setStatus(users.length === 0 ? `No one whose name starts with “${q}”.` : '');
   }
 
