@@ -67,15 +67,31 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such room")
     if not selectors.room_user_can_access(room=room, user=request.user):
         return render(request, "403.html", {"reason": "This room is private."}, status=403)
+    # A DM is named after the other user in each one's view; its stored name holds both.
+    name = selectors.dm_names_for(user=request.user, room_ids=[room.pk]).get(room.pk, room.name) if room.dm else room.name
     context = {
         "room": room,
-        "room_path": reverse("chat:room", kwargs={"slug": _SLUG_STAND_IN}).replace(_SLUG_STAND_IN, "{slug}"),
+        "room_name": name,
+        "room_path": _path_pattern("chat:room"),
         "room_ws_path": codes.ROOM_SOCKET_PATH,
         "user_ws_path": codes.USER_SOCKET_PATH,
+        "api_paths": {
+            "rooms": reverse("chat:api_rooms"),
+            "members": _path_pattern("chat:api_room_members"),
+            "messages": _path_pattern("chat:api_room_messages"),
+            "dms": reverse("chat:api_dms"),
+            "users": reverse("chat:api_users"),
+            "search": reverse("chat:api_search"),
+        },
         "login_url": reverse("login"),
         "chat_config": codes.client_config(),
     }
     return render(request, "chat/room.html", context)
+
+
+def _path_pattern(name: str) -> str:
+    """Return the path of URL `name` for one room with a {slug} placeholder, which the page fills in."""
+    return reverse(name, kwargs={"slug": _SLUG_STAND_IN}).replace(_SLUG_STAND_IN, "{slug}")
 
 
 def attachment_download(request: HttpRequest, slug: str, attachment_id: int) -> HttpResponse:

@@ -72,6 +72,73 @@ class Remote:
     def delete(self, slug: str, message_id: int) -> dict:
         return in_a_thread(self._call(slug, {"type": "delete", "id": message_id, "client_id": self._client_id("d")}))
 
+    async def _post_many(self, slug: str, bodies: list[str]) -> list[dict]:
+        async with ws_connect(f"{self.server.ws_origin}/ws/rooms/{slug}/", token=self.user["token"],
+                              ssl_context=self.server.ssl_context()) as ws:
+            await recv_type(ws, "hello")
+            ids = [self._client_id("m") for _ in bodies]
+            for body, client_id in zip(bodies, ids, strict=True):
+                await ws.send(json.dumps({"type": "message", "body": body, "client_id": client_id}))
+            acks = {}
+            while len(acks) < len(ids):
+                ack = await recv_type(ws, "ack")
+                acks[ack["client_id"]] = ack
+            return [acks[client_id] for client_id in ids]
+
+    def post_many(self, slug: str, bodies: list[str]) -> list[dict]:
+        """Send messages over one connection (mind the server's rate limit); return their acks in order."""
+        return in_a_thread(self._post_many(slug, bodies))
+
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        """Call the JSON API as this user (Bearer token); return (status, body)."""
+        return http_json(method, f"{self.server.origin}{path}", token=self.user["token"], body=body,
+                         ssl_context=self.server.ssl_context())
+
+    def open_dm(self, username: str) -> dict:
+        """Open (or make) the DM with `username`; return its room state for this user."""
+        status, state = self.api("POST", "/api/dms/", {"username": username})
+        assert status in (200, 201), state
+        return state
+
+
+# Stands in for the browser's Notification (headless Chromium has no notification service): it
+# records permission requests and the notifications made, each with the onclick the page set.
+NOTIFICATION_STUB = """
+(() => {
+  const record = { requests: 0, made: [] };
+  window.__notifications = record;
+  class RecordedNotification {
+    static permission = 'default';
+    static requestPermission() {
+      record.requests += 1;
+      RecordedNotification.permission = 'granted';
+      return Promise.resolve('granted');
+    }
+    constructor(title, options = {}) {
+      this.title = title;
+      this.body = options.body;
+      this.onclick = null;
+      this.closed = false;
+      record.made.push(this);
+    }
+    close() { this.closed = true; }
+  }
+  window.Notification = RecordedNotification;
+})();
+"""
+
+# The tab as the page sees it when the reader has switched to another one, and back.
+HIDE_PAGE = """() => {
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+SHOW_PAGE = """() => {
+  delete document.visibilityState;
+  delete document.hidden;
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
 
 class SocketTap:
     """Route a page's room sockets through Playwright: record what the page sends, cut the line at will.

@@ -16,7 +16,8 @@ XSS = "<img src=x onerror=alert(1)>"
 
 # Every user of the module, made in one `manage.py shell` run (each run costs seconds).
 USERS = ("up-alice", "up-bob", "del-alice", "del-bob", "late-alice", "late-bob", "link-reader", "link-author",
-         "xss-reader", "xss-author", "away-reader", "away-author", "day-reader", "day-author")
+         "xss-reader", "xss-author", "away-reader", "away-author", "day-reader", "day-author", "window-alice",
+         "window-bob")
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +130,25 @@ def test_a_refused_edit_shows_the_servers_error_as_a_notice(pair, server):
     expect(alice.page.locator("#notice")).to_have_attribute("data-kind", "error")
     expect(alice.page.locator("#notice")).not_to_be_empty()
     expect(message.locator(".message-body")).to_have_text("written long ago")
+
+
+def test_the_edit_button_goes_when_the_edit_window_closes(person, accounts):
+    alice = person("window-alice", create=False)
+    alice.page.clock.install()  # the page's clock, so an hour can pass at once
+    alice.login()
+    alice.enter_room("lobby")
+    alice.send("fresh enough")
+    message = own_message(alice, "fresh enough")
+    expect(message).to_have_attribute("data-id", re.compile(r"\d+"))
+    expect(message.locator("button.message-edit")).to_have_count(1)
+
+    alice.page.clock.fast_forward("01:00:05")  # the server's default window is an hour
+    expect(message.locator("button.message-edit")).to_have_count(0)
+    expect(message.locator("button.message-delete")).to_have_count(1)
+    box = alice.page.locator("#composer-input")
+    box.press("ArrowUp")
+    expect(alice.page.locator("#edit-banner")).to_be_hidden()
+    expect(box).to_have_value("")
 
 
 def test_only_http_and_https_addresses_become_links_with_a_safe_rel(pair):

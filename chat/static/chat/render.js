@@ -130,8 +130,8 @@ function releasePreview(box) {
 }
 
 /** Build the pending node of a file this page is uploading: name, size, a preview for images, progress. */
-export function buildUploadMessage({ clientId, user, body, file, created }) {
-  const node = buildMessage({ clientId, user, body, created, own: true, pending: true });
+export function buildUploadMessage({ clientId, user, body, file, created, editable = true }) {
+  const node = buildMessage({ clientId, user, body, created, own: true, pending: true, editable });
   node.classList.add('uploading');
   const name = file.name || 'file';
   const box = el('div', 'message-attachment attachment-local');
@@ -165,8 +165,11 @@ function setUploadStatus(node, text) {
   if (status) status.textContent = text;
 }
 
-/** Build the DOM node of one message (confirmed when `seq` is given, pending otherwise). */
-export function buildMessage({ seq, clientId, user, body, created, attachment, own, pending }) {
+/**
+ * Build the DOM node of one message (confirmed when `seq` is given, pending otherwise); an own
+ * message gets Delete, and Edit too when `editable`.
+ */
+export function buildMessage({ seq, clientId, user, body, created, attachment, own, pending, editable = true }) {
   const node = el('li', 'message');
   if (own) node.classList.add('own');
   if (pending) node.classList.add('pending');
@@ -176,7 +179,7 @@ export function buildMessage({ seq, clientId, user, body, created, attachment, o
   const text = el('div', 'message-body');
   setLinkedText(text, typeof body === 'string' ? body : '');
   node.append(el('span', 'message-user', user?.username ?? 'unknown'), el('time', 'message-time'), text);
-  if (own) node.append(buildActions());
+  if (own) node.append(buildActions(editable));
   setMessageTime(node, created);
   if (attachment) {
     const box = buildAttachment(attachment);
@@ -185,10 +188,12 @@ export function buildMessage({ seq, clientId, user, body, created, attachment, o
   return node;
 }
 
-// Edit and Delete on the page's own messages; CSS shows them on hover and keyboard focus.
-function buildActions() {
+// Edit (while the server's edit window is open) and Delete on the page's own messages; CSS shows
+// them on hover and keyboard focus.
+function buildActions(editable) {
   const actions = el('div', 'message-actions');
   for (const [kind, label] of [['edit', 'Edit'], ['delete', 'Delete']]) {
+    if (kind === 'edit' && !editable) continue;
     const button = el('button', `message-action message-${kind}`, label);
     button.type = 'button';
     button.dataset.action = kind;
@@ -213,6 +218,16 @@ export function applyChange(node, msg) {
     const mark = el('span', 'message-edited', '(edited)');
     node.querySelector('.message-time')?.after(mark);
   }
+}
+
+/** Build the marker of messages between two shown ones that are not loaded, with a button that loads them. */
+export function buildHole(after, count) {
+  const node = el('li', 'timeline-hole');
+  node.dataset.after = String(after);
+  const button = el('button', 'link-button timeline-hole-load', `Load ${count} message${count === 1 ? '' : 's'} not shown here`);
+  button.type = 'button';
+  node.append(button);
+  return node;
 }
 
 /** Build the separator shown above the first message of the local day `key`. */
@@ -272,16 +287,29 @@ export function markNodeRetrying(node) {
   }
 }
 
-/** Replace the online list with `users`, sorted by name, and update the count. */
-export function renderOnline(list, count, users, myId) {
+/**
+ * Replace the online list with `users`, sorted by name, and update the count; with `offerDm`,
+ * everyone but the reader gets a "Message" button (a direct message).
+ */
+export function renderOnline(list, count, users, myId, { offerDm = true } = {}) {
   const byId = new Map();
   for (const user of Array.isArray(users) ? users : []) {
     if (user && user.id != null) byId.set(user.id, user);
   }
   const sorted = [...byId.values()].sort((a, b) => String(a.username).localeCompare(String(b.username)));
   list.replaceChildren(...sorted.map((user) => {
-    const item = el('li', user.id === myId ? 'online-user me' : 'online-user', String(user.username));
+    const name = String(user.username);
+    const item = el('li', user.id === myId ? 'online-user me' : 'online-user');
     item.dataset.userId = String(user.id);
+    item.append(el('span', 'online-name', name));
+    if (offerDm && user.id !== myId) {
+      const button = el('button', 'online-dm', 'Message');
+      button.type = 'button';
+      button.dataset.username = name;
+      button.title = `Send ${name} a direct message`;
+      button.setAttribute('aria-label', `Message ${name}`);
+      item.append(button);
+    }
     return item;
   }));
   count.textContent = String(sorted.length);

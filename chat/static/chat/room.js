@@ -1,17 +1,18 @@
 // Room page entry: the sidebar on the user socket, one RoomView per room visited (switched
-// without a page load, kept while the tab lives), and the composer that sends, edits and deletes.
+// without a page load, kept while the tab lives), the composer that sends, edits and deletes,
+// and what leads to other rooms: direct messages, search, notifications.
 
-import {
-  CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, MAX_ATTACHMENT_BYTES, MAX_BODY_CHARS,
-} from './config.js';
+import { API, CLOSE_FORBIDDEN, CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND, MAX_ATTACHMENT_BYTES } from './config.js';
 import { ChatSocket } from './socket.js';
-import { MessageEditor } from './editing.js';
+import { Composer } from './composer.js';
+import { DmPicker } from './dmpicker.js';
+import { MemberCache, MentionTypeahead } from './mentions.js';
+import { Notifier } from './notify.js';
 import { RoomView } from './roomview.js';
+import { SearchPanel } from './search.js';
 import { Sidebar } from './sidebar.js';
 import { formatSize } from './render.js';
-import { uploadProblem } from './uploads.js';
-
-const TYPING_SEND_EVERY_MS = 3000;
+import { postJson } from './api.js';
 
 const root = document.getElementById('chat');
 const byId = (id) => document.getElementById(id);
@@ -45,23 +46,50 @@ const [pathHead, pathTail] = root.dataset.roomPath.split('{slug}');
 
 const views = new Map(); // slug -> RoomView, for as long as the tab lives
 let active = null;
-let typingSentAt = 0;
-let typingSignalled = false;
-let dragDepth = 0; // dragenter minus dragleave over the room's main area
 
 const sidebar = new Sidebar({
   rooms: byId('sidebar-rooms'),
   dms: byId('sidebar-dms'),
-  dmTitle: byId('sidebar-dms-title'),
   roomUrl,
 });
 
-const editor = new MessageEditor({
-  ui,
-  view: () => active,
-  readBody: () => composerBody('Message'),
-  send: sendChange,
-  notice: showNotice,
+const members = new MemberCache(API.members);
+const mentions = new MentionTypeahead({
+  input: ui.input, list: byId('mention-suggestions'), members, room: () => active?.slug, me,
+});
+const composer = new Composer({ ui, room: () => active, me, mentions, notice: showNotice });
+const { editor } = composer;
+
+const notifier = new Notifier({ button: byId('notify-enable'), me, onOpen: (slug) => openRoom(slug, { push: true }) });
+
+new DmPicker({
+  toggle: byId('dm-new'),
+  box: byId('dm-picker'),
+  input: byId('dm-input'),
+  list: byId('dm-suggestions'),
+  status: byId('dm-status'),
+  usersPath: API.users,
+  openDm,
+});
+
+const search = new SearchPanel({
+  ui: {
+    form: byId('search-form'),
+    input: byId('search-input'),
+    panel: byId('search-panel'),
+    title: byId('search-title'),
+    list: byId('search-results'),
+    status: byId('search-status'),
+    more: byId('search-more'),
+    close: byId('search-close'),
+  },
+  paths: { search: API.search, rooms: API.rooms },
+  roomName: (slug) => {
+    const state = sidebar.get(slug);
+    if (!state) return null;
+    return state.dm ? `DM with ${state.name}` : state.name;
+  },
+  onPick: (result) => showMessage(result.room, result.seq),
 });
 
 const hooks = {
@@ -70,6 +98,9 @@ const hooks = {
   onHello: (view) => {
     if (view === active) showRoomHeader();
   },
+  onOnline: (view, users) => members.noteOnline(view.slug, users),
+  onMessage: (view, message) => notifier.fromMessage(
+    { slug: view.slug, name: sidebar.get(view.slug)?.name ?? view.name, dm: view.dm }, message, view.lastRead),
 };
 
 const userSocket = new ChatSocket({
@@ -77,10 +108,13 @@ const userSocket = new ChatSocket({
   onFrame: (frame) => {
     if (frame.type === 'user_hello') {
       userSocket.markReady();
+      notifier.baseline(frame.rooms);
       sidebar.replaceAll(frame.rooms);
       for (const state of Array.isArray(frame.rooms) ? frame.rooms : []) views.get(state?.slug)?.updateState(state);
     } else if (frame.type === 'room_state') {
+      const before = sidebar.get(frame.slug);
       sidebar.update(frame);
+      if (frame.joined !== false) notifier.fromState(sidebar.get(frame.slug) ?? frame, before);
       views.get(frame.slug)?.updateState(frame);
     } else {
       return;
@@ -106,9 +140,9 @@ function slugFromPath(pathname) {
 /** Show room `slug` in place of the current one; `push` adds a history entry for its URL. */
 function openRoom(slug, { push = false } = {}) {
   if (active?.slug === slug) return;
+  search.close();
   if (active) {
-    editor.cancel();
-    stopTypingSignal();
+    composer.reset();
     active.draft = ui.input.value;
     active.leave();
   }
@@ -121,7 +155,9 @@ function openRoom(slug, { push = false } = {}) {
       slug,
       name: state?.name ?? (first ? root.dataset.roomName : slug),
       isPrivate: state ? Boolean(state.private) : first && root.dataset.roomPrivate === 'true',
+      isDm: state ? Boolean(state.dm) : first && root.dataset.roomDm === 'true',
       path: roomSocketPath(slug),
+      historyPath: API.messages(slug),
       ui,
       me,
       hooks,
@@ -130,12 +166,32 @@ function openRoom(slug, { push = false } = {}) {
   }
   active = view;
   ui.input.value = view.draft;
-  setComposerEnabled(true);
+  composer.setEnabled(true);
   showNotice('');
   view.enter();
   sidebar.setActive(slug);
   showRoomHeader();
   if (push) window.history.pushState({ slug }, '', roomUrl(slug));
+}
+
+/** Show room `slug` at message `seq`, highlighted (a search result). */
+function showMessage(slug, seq) {
+  openRoom(slug, { push: true });
+  views.get(slug).jumpTo(seq);
+}
+
+/** Open the DM with `username` (made on first use) and show it; reject with what to tell the reader. */
+async function openDm(username) {
+  let state;
+  try {
+    ({ data: state } = await postJson(API.dms, { username }));
+  } catch (error) {
+    throw new Error(error.status === 404 ? `No one is called ${username}.` : `Could not open the conversation: ${error.message}`);
+  }
+  if (typeof state?.slug !== 'string') throw new Error('Could not open the conversation.');
+  sidebar.update(state); // before the user socket tells, so the room is named after the other user at once
+  openRoom(state.slug, { push: true });
+  ui.input.focus();
 }
 
 function showRoomHeader() {
@@ -155,12 +211,6 @@ function showNotice(text, kind = 'info') {
   ui.notice.hidden = text === '';
 }
 
-function setComposerEnabled(enabled) {
-  ui.input.disabled = !enabled;
-  ui.send.disabled = !enabled;
-  ui.attach.disabled = !enabled;
-}
-
 function goToLogin() {
   showNotice('You are signed out.', 'error');
   const login = new URL(root.dataset.loginUrl || '/accounts/login/', window.location.href);
@@ -170,149 +220,19 @@ function goToLogin() {
 
 function finalClose(view, code) {
   editor.cancel();
-  setComposerEnabled(false);
+  composer.setEnabled(false);
   if (code === CLOSE_NOT_AUTHENTICATED) goToLogin();
   else if (code === CLOSE_FORBIDDEN) showNotice('You are not allowed in this room.', 'error');
   else if (code === CLOSE_NOT_FOUND) showNotice('No such room.', 'error');
   else showNotice('The server closed the connection.', 'info');
 }
 
-function newClientId() {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
-  // randomUUID exists only in secure contexts; a plain-http dev server still needs ids.
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-function stopTypingSignal() {
-  if (typingSignalled) active?.socket.send({ type: 'typing', active: false });
-  typingSignalled = false;
-  typingSentAt = 0;
-}
-
-/** Return the body in the composer, or null (with a notice) when it is over the limit. */
-function composerBody(what) {
-  const body = ui.input.value.trim();
-  const length = [...body].length; // code points, as the server counts
-  if (length > MAX_BODY_CHARS) {
-    showNotice(`${what} too long: ${length} characters, the limit is ${MAX_BODY_CHARS}.`, 'error');
-    return null;
-  }
-  return body;
-}
-
-function sendFromComposer() {
-  if (active.socket.state === 'closed') return;
-  const body = composerBody('Message');
-  if (!body) return;
-  const clientId = newClientId();
-  active.timeline.batch(() => active.timeline.addPending(clientId, body, me), { toBottom: true });
-  ui.input.value = '';
-  showNotice('');
-  // Not ready: it stays pending and goes out with the others after the next hello.
-  if (active.socket.isReady) active.socket.send({ type: 'message', body, client_id: clientId });
-  stopTypingSignal();
-}
-
-/** Send an edit or a delete frame for the shown room; a change is not queued while disconnected. */
-function sendChange(frame) {
-  if (!active.socket.send({ ...frame, client_id: newClientId() })) {
-    showNotice('Not connected: the change was not sent. Try again once connected.', 'error');
-    return false;
-  }
-  showNotice('');
-  return true;
-}
-
-/** Send `files` (a FileList or array) as attachments, one after another; the composer text is the caption. */
-function attachFiles(files) {
-  const list = [...files];
-  if (list.length === 0 || active.socket.state === 'closed') return;
-  editor.cancel();
-  const problems = [];
-  const accepted = [];
-  for (const file of list) {
-    const problem = uploadProblem(file);
-    if (problem) problems.push(problem);
-    else accepted.push(file);
-  }
-  if (accepted.length === 0) {
-    showNotice(problems.join(' '), 'error');
-    return;
-  }
-  const caption = ui.input.value.trim();
-  const length = [...caption].length;
-  if (length > MAX_BODY_CHARS) {
-    showNotice(`Caption too long: ${length} characters, the limit is ${MAX_BODY_CHARS}. Nothing was sent.`, 'error');
-    return;
-  }
-  const ids = accepted.map(() => newClientId());
-  const { timeline, uploads } = active;
-  // The caption goes with the first file only.
-  timeline.batch(() => accepted.forEach((file, i) => timeline.addPendingUpload(ids[i], file, i === 0 ? caption : '', me)),
-    { toBottom: true });
-  if (caption !== '') {
-    ui.input.value = '';
-    stopTypingSignal();
-  }
-  showNotice(problems.join(' '), problems.length > 0 ? 'error' : 'info');
-  // Not ready: they wait, pending, and go out after the next hello.
-  ids.forEach((id) => uploads.enqueue(id));
-}
-
-function carriesFiles(event) {
-  return Boolean(event.dataTransfer?.types?.includes('Files'));
-}
-
-function endDrag() {
-  dragDepth = 0;
-  ui.main.classList.remove('drop-active');
-}
-
-ui.composer.addEventListener('submit', (event) => {
-  event.preventDefault();
-  if (editor.active) editor.submit();
-  else sendFromComposer();
-});
-
-ui.input.addEventListener('keydown', (event) => {
-  const plain = !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey && !event.isComposing;
-  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    if (editor.active) editor.submit();
-    else sendFromComposer();
-  } else if (event.key === 'Escape' && editor.active) {
-    event.preventDefault();
-    editor.cancel();
-  } else if (event.key === 'ArrowUp' && plain && !editor.active && ui.input.value === '') {
-    // As in Slack: Up in an empty composer edits the last message this user can still change.
-    const entry = active.timeline.lastOwnChangeable();
-    if (entry) {
-      event.preventDefault();
-      stopTypingSignal();
-      editor.start(entry);
-    }
-  }
-});
-
-ui.input.addEventListener('input', () => {
-  if (editor.active) return;
-  if (ui.input.value.trim() === '') {
-    stopTypingSignal();
-    return;
-  }
-  const now = Date.now();
-  if (now - typingSentAt < TYPING_SEND_EVERY_MS || !active.socket.isReady) return;
-  if (active.socket.send({ type: 'typing', active: true })) {
-    typingSentAt = now;
-    typingSignalled = true;
-  }
-});
-
 ui.main.addEventListener('click', (event) => {
+  const hole = event.target.closest('.timeline-hole-load')?.closest('.timeline-hole');
+  if (hole) {
+    active.fillHole(Number(hole.dataset.after));
+    return;
+  }
   const node = event.target.closest('.message');
   if (!node) return;
   const action = event.target.closest('.message-action')?.dataset.action;
@@ -321,8 +241,12 @@ ui.main.addEventListener('click', (event) => {
     const entry = active.timeline.entry(seq);
     if (!entry || entry.deleted || entry.id === null) return;
     if (action === 'edit') {
-      stopTypingSignal();
-      editor.start({ seq, ...entry });
+      if (!active.timeline.canEdit(seq)) {
+        node.querySelector('.message-edit')?.remove();
+        showNotice('The time to edit that message has passed.', 'error');
+        return;
+      }
+      composer.startEdit({ seq, ...entry });
     } else if (action === 'delete') {
       editor.confirmDelete({ seq, ...entry });
     }
@@ -334,6 +258,22 @@ ui.main.addEventListener('click', (event) => {
   // The same client_id again: if the first try was stored after all, the server only acks it.
   if (pending.file) active.uploads.enqueue(clientId);
   else if (active.socket.isReady) active.socket.send({ type: 'message', body: pending.body, client_id: clientId });
+});
+
+ui.online.addEventListener('click', (event) => {
+  const button = event.target.closest('button.online-dm');
+  if (!button) return;
+  button.disabled = true;
+  openDm(button.dataset.username).catch((error) => showNotice(error.message, 'error'))
+    .finally(() => { button.disabled = false; });
+});
+
+// Esc closes the search results, unless something nearer the focus took it (an edit, a list of suggestions).
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && !event.defaultPrevented && search.isOpen) {
+    event.preventDefault();
+    search.close();
+  }
 });
 
 ui.confirm.addEventListener('click', (event) => {
@@ -356,48 +296,6 @@ window.addEventListener('popstate', () => {
   if (slug) openRoom(slug);
   else window.location.reload();
 });
-
-ui.attach.addEventListener('change', () => {
-  attachFiles(ui.attach.files ?? []);
-  ui.attach.value = ''; // choosing the same file again fires another change
-});
-
-ui.main.addEventListener('dragenter', (event) => {
-  if (!carriesFiles(event) || ui.attach.disabled) return;
-  event.preventDefault();
-  dragDepth += 1;
-  ui.main.classList.add('drop-active');
-});
-
-ui.main.addEventListener('dragover', (event) => {
-  if (!carriesFiles(event) || ui.attach.disabled) return;
-  event.preventDefault();
-  event.dataTransfer.dropEffect = 'copy';
-});
-
-ui.main.addEventListener('dragleave', (event) => {
-  if (!carriesFiles(event)) return;
-  dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) ui.main.classList.remove('drop-active');
-});
-
-ui.main.addEventListener('drop', (event) => {
-  if (!carriesFiles(event)) return;
-  event.preventDefault();
-  endDrag();
-  if (!ui.attach.disabled) attachFiles(event.dataTransfer.files);
-});
-
-// A file dropped anywhere else must not make the browser navigate away to it.
-for (const type of ['dragover', 'drop']) {
-  window.addEventListener(type, (event) => {
-    if (!carriesFiles(event) || event.defaultPrevented) return;
-    event.preventDefault();
-    if (type === 'dragover') event.dataTransfer.dropEffect = 'none';
-    else endDrag();
-  });
-}
-window.addEventListener('dragend', endDrag);
 
 ui.loadOlder.querySelector('button').addEventListener('click', () => active.requestOlder());
 window.addEventListener('online', () => {

@@ -1,16 +1,25 @@
 // One room as the page holds it while the tab lives: its socket, its timeline (kept when the
 // reader switches rooms, so a return shows it at once and catches up with ?after=&since=),
-// history paging, presence, typing, and the read cursor (PROTOCOL.md sections 2-6, 10, 11).
+// history paging, jumps to a message, presence, typing, and the read cursor (PROTOCOL.md
+// sections 2-6, 10, 11).
 
 import { ChatSocket } from './socket.js';
+import { EDIT_WINDOW_S } from './config.js';
 import { Timeline } from './timeline.js';
 import { el, renderOnline, typingText } from './render.js';
 import { UploadQueue } from './uploads.js';
+import { apiUrl, getJson } from './api.js';
 
 const TYPING_SHOW_MS = 6000;
 const OLDER_PAGE = 50;
 const TOP_SLACK_PX = 40;
 const READ_EVERY_MS = 500;
+// A jump shows this many messages either side of its target.
+const JUMP_CONTEXT = 25;
+// A jump this close to what is loaded pages the messages in between over the socket, so the
+// timeline stays whole; farther back it loads the target's neighbourhood alone, over HTTP,
+// and the messages in between wait for the reader to ask for them.
+const JUMP_FILL_MAX = 500;
 
 function seqOrZero(value) {
   return Number.isInteger(value) ? value : 0;
@@ -29,6 +38,7 @@ export class RoomView {
   slug;
   name;
   private = false;
+  dm = false;
   draft = '';
   active = false;
   timeline;
@@ -51,16 +61,22 @@ export class RoomView {
   #readSentAt = 0;
   #readTimer = null;
   #scroll = null; // { top, atBottom } when the room was left
+  #jump = null; // the seq a jump is on its way to
+  #jumpFetching = false;
+  #historyPath;
 
   /**
-   * Hold room `slug` (`name` and `private` as far as known). `ui` holds the page's shared elements,
-   * `me` the signed-in user, and `hooks` the page's reactions: onFinalClose(view, code),
-   * onNotice(text, kind), onHello(view, frame).
+   * Hold room `slug` (`name`, `private` and `dm` as far as known), with its socket at `path` and its
+   * HTTP history at `historyPath`. `ui` holds the page's shared elements, `me` the signed-in user,
+   * and `hooks` the page's reactions: onFinalClose(view, code), onNotice(text, kind),
+   * onHello(view, frame), onOnline(view, users), onMessage(view, message) (a live one).
    */
-  constructor({ slug, name, isPrivate = false, path, ui, me, hooks }) {
+  constructor({ slug, name, isPrivate = false, isDm = false, path, historyPath, ui, me, hooks }) {
     this.slug = slug;
     this.name = name ?? slug;
     this.private = isPrivate;
+    this.dm = isDm;
+    this.#historyPath = historyPath;
     this.#ui = ui;
     this.#me = me;
     this.#hooks = hooks;
@@ -72,7 +88,7 @@ export class RoomView {
       if (list.scrollTop <= TOP_SLACK_PX) this.requestOlder();
       this.sendReadSoon();
     }, { passive: true });
-    this.timeline = new Timeline(list);
+    this.timeline = new Timeline(list, { editWindowMs: EDIT_WINDOW_S * 1000 });
     this.timeline.myId = me.id;
     this.socket = new ChatSocket({
       path,
@@ -116,6 +132,7 @@ export class RoomView {
     this.#readTimer = null;
     this.#historyInFlight = null;
     this.#olderWanted = false;
+    this.#jump = null;
     this.socket.stop();
     this.#clearTypers();
     list.removeAttribute('id');
@@ -128,6 +145,19 @@ export class RoomView {
     }
     if (typeof state.name === 'string') this.name = state.name;
     if (typeof state.private === 'boolean') this.private = state.private;
+    if (typeof state.dm === 'boolean') this.dm = state.dm;
+  }
+
+  /** Show message `seq`, loading the messages around it first when they are not here, and highlight it. */
+  jumpTo(seq) {
+    this.#jump = seq;
+    if (this.#hadHello) this.#continueJump();
+  }
+
+  /** Load the messages missing above seq `after` (a hole left by a far jump). */
+  fillHole(after) {
+    this.timeline.verifyFrom(after);
+    this.#pumpHistory();
   }
 
   /** Tell the server the newest message is read, when it is in view and the tab is seen (at most every 500 ms). */
@@ -178,7 +208,8 @@ export class RoomView {
       me.username = frame.user.username ?? me.username;
       this.timeline.myId = me.id;
     }
-    if (typeof frame.room?.name === 'string') this.name = frame.room.name;
+    // A DM's stored name holds both users; the sidebar's (the other user) is the one to show.
+    if (typeof frame.room?.name === 'string' && !this.dm) this.name = frame.room.name;
     if (typeof frame.room?.private === 'boolean') this.private = frame.room.private;
     this.#historyInFlight = null;
     const messages = listOf(frame.messages);
@@ -205,6 +236,7 @@ export class RoomView {
     this.#clearTypers();
     this.#online = listOf(frame.online);
     this.#renderOnline();
+    this.#hooks.onOnline(this, this.#online);
     this.socket.markReady();
     // The server is idempotent per client_id, so a resend of something it already stored is harmless.
     for (const [clientId, body] of this.timeline.unsent()) {
@@ -213,6 +245,7 @@ export class RoomView {
     // Uploads cut off by the lost connection were marked failed; ones never sent go out now.
     this.uploads.pump();
     this.#pumpHistory();
+    this.#continueJump();
     this.#fillViewport();
     this.#hooks.onHello(this, frame);
     this.sendReadSoon();
@@ -227,7 +260,8 @@ export class RoomView {
     if (Number.isInteger(frame.version) && frame.version === (this.#knownVersion ?? -1) + 1) {
       this.#knownVersion = frame.version;
     }
-    this.timeline.batch(() => this.timeline.add(frame));
+    const added = this.timeline.batch(() => this.timeline.add(frame));
+    if (added) this.#hooks.onMessage(this, frame);
     this.#pumpHistory();
     this.sendReadSoon();
   }
@@ -244,6 +278,7 @@ export class RoomView {
   #onPresence(frame) {
     this.#online = listOf(frame.online);
     this.#renderOnline();
+    this.#hooks.onOnline(this, this.#online);
     for (const user of listOf(frame.left)) this.#stopTyper(user?.id);
   }
 
@@ -260,8 +295,16 @@ export class RoomView {
     const messages = listOf(frame.messages);
     this.timeline.batch(() => messages.forEach((m) => this.timeline.add(m)));
     if (request?.kind === 'gap') this.timeline.resolveGap(request, messages, Boolean(frame.has_more));
-    if (request?.kind === 'older' && (!frame.has_more || messages.length === 0)) this.#olderDone = true;
+    if (request?.kind === 'older') {
+      // The newest `limit` below `before`: a seq between them that did not come is gone.
+      const seqs = messages.map((m) => m?.seq).filter(Number.isInteger);
+      const exhaustive = !frame.has_more || seqs.length < request.limit;
+      this.timeline.resolveRange(exhaustive ? 1 : Math.min(...seqs), request.before - 1);
+      if (!frame.has_more || messages.length === 0) this.#olderDone = true;
+    }
+    if ((this.timeline.lowestSeq ?? 0) === 1) this.#olderDone = true;
     this.#pumpHistory();
+    this.#continueJump();
     this.#fillViewport();
   }
 
@@ -292,6 +335,47 @@ export class RoomView {
     this.#showLoadOlder();
   }
 
+  /** Take the jump one step further: highlight its target once here, or bring the messages around it. */
+  #continueJump() {
+    const seq = this.#jump;
+    if (seq === null || this.#jumpFetching) return;
+    const timeline = this.timeline;
+    if (timeline.entry(seq)) {
+      this.#jump = null;
+      timeline.highlight(seq);
+      return;
+    }
+    // Gone (deleted meanwhile), or never there: nothing to show.
+    if (timeline.accounts(seq) || seq > this.#knownTop) {
+      this.#jump = null;
+      return;
+    }
+    const floor = Math.max(0, seq - JUMP_CONTEXT - 1);
+    const lowest = timeline.lowestSeq ?? this.#knownTop + 1;
+    if (lowest - floor <= JUMP_FILL_MAX) {
+      // The gap filler pages it all in, one history request at a time; each reply comes back here.
+      timeline.verifyFrom(floor);
+      this.#pumpHistory();
+      return;
+    }
+    this.#jumpFetching = true;
+    const url = apiUrl(this.#historyPath, { after: floor, limit: 2 * JUMP_CONTEXT + 1 });
+    getJson(url).then((data) => {
+      const messages = listOf(data.messages);
+      // The oldest `limit` above `after`: a seq between them that did not come is gone.
+      const seqs = messages.map((m) => m?.seq).filter(Number.isInteger);
+      if (seqs.length > 0) timeline.resolveRange(floor + 1, Math.max(...seqs));
+      timeline.batch(() => messages.forEach((m) => timeline.add(m)));
+    }, (error) => {
+      this.#jump = null;
+      if (this.active) this.#hooks.onNotice(`Could not load that message: ${error.message}`, 'error');
+    }).finally(() => {
+      this.#jumpFetching = false;
+      if (this.#jump !== null && !this.timeline.entry(this.#jump)) this.#jump = null; // not there after all
+      this.#continueJump();
+    });
+  }
+
   // With no scrollbar the reader is already "at the top", and can never scroll there.
   #fillViewport() {
     const list = this.timeline.list;
@@ -307,12 +391,16 @@ export class RoomView {
     box.querySelector('button').hidden = state !== 'idle';
     let text = '';
     if (state === 'loading') text = 'Loading older messages…';
-    else if (state === 'done') text = this.timeline.lowestSeq === null ? 'No messages yet.' : 'This is the beginning of the room.';
+    else if (state === 'done') {
+      text = this.timeline.lowestSeq === null ? 'No messages yet.'
+        : `This is the beginning of the ${this.dm ? 'conversation' : 'room'}.`;
+    }
     box.querySelector('.load-older-status').textContent = text;
   }
 
   #renderOnline() {
-    if (this.active) renderOnline(this.#ui.online, this.#ui.onlineCount, this.#online, this.#me.id);
+    // In a DM, the one other person online is whom the reader is already writing to.
+    if (this.active) renderOnline(this.#ui.online, this.#ui.onlineCount, this.#online, this.#me.id, { offerDm: !this.dm });
   }
 
   #startTyper(user) {

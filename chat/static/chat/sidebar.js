@@ -35,15 +35,13 @@ export class Sidebar {
   #nodes = new Map(); // slug -> <li>
   #roomList;
   #dmList;
-  #dmTitle;
   #roomUrl;
   #active = null;
 
   /** Render into `rooms` and `dms` (two <ul>), with links from `roomUrl(slug)`. */
-  constructor({ rooms, dms, dmTitle, roomUrl }) {
+  constructor({ rooms, dms, roomUrl }) {
     this.#roomList = rooms;
     this.#dmList = dms;
-    this.#dmTitle = dmTitle;
     this.#roomUrl = roomUrl;
   }
 
@@ -110,7 +108,6 @@ export class Sidebar {
     }
     this.#roomList.replaceChildren(...rooms);
     this.#dmList.replaceChildren(...dms);
-    this.#dmTitle.hidden = dms.length === 0;
   }
 
   #build(slug) {

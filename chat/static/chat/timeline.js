@@ -1,10 +1,12 @@
 // One room's message list: one node per seq in seq order, pending sends after them, a
 // separator above each local day and the "Unread messages" divider, plus the bookkeeping
-// that finds holes in the seq range (PROTOCOL.md section 5).
+// that finds holes in the seq range (PROTOCOL.md section 5) and the edit window of one's
+// own messages (section 10).
 
 import {
-  applyChange, buildDaySeparator, buildMessage, buildUnreadDivider, buildUploadMessage, confirmNode, hasLocalAttachment,
-  markNodeFailed, markNodeRetrying, parseTime, relabelDaySeparator, setAttachment, setMessageTime, setUploadProgress,
+  applyChange, buildDaySeparator, buildHole, buildMessage, buildUnreadDivider, buildUploadMessage, confirmNode,
+  hasLocalAttachment, markNodeFailed, markNodeRetrying, parseTime, relabelDaySeparator, setAttachment, setMessageTime,
+  setUploadProgress,
 } from './render.js';
 
 const BOTTOM_SLACK_PX = 24;
@@ -21,10 +23,17 @@ function lowerBound(sorted, value) {
   return lo;
 }
 
+function timeOf(iso) {
+  return parseTime(iso)?.getTime() ?? null;
+}
+
 export class Timeline {
   myId = null;
   #list;
-  #entries = new Map(); // seq -> { node, created, version, id, userId, body, deleted }
+  #editWindowMs;
+  #editTimer = null;
+  #jumped = null; // the node a jump highlighted last
+  #entries = new Map(); // seq -> { node, created, sentAt, version, id, userId, body, deleted }
   #seqs = []; // ascending
   #pending = new Map(); // client_id -> { node, body, failed, file }, in send order (file: uploads only)
   #missing = new Set(); // seqs the server no longer has (deleted), never asked for again
@@ -32,9 +41,10 @@ export class Timeline {
   #unreadAfter = null; // the divider goes above the first message by others with a greater seq
   #divider = null;
 
-  /** Render into `list` (an <ol class="messages">). */
-  constructor(list) {
+  /** Render into `list` (an <ol class="messages">); own messages can be edited for `editWindowMs` (0: never). */
+  constructor(list, { editWindowMs = 0 } = {}) {
     this.#list = list;
+    this.#editWindowMs = editWindowMs;
   }
 
   /** Return the list element this timeline renders into. */
@@ -74,6 +84,7 @@ export class Timeline {
       // The ack confirmed it first; the broadcast brings the server's timestamp.
       if (!known.created && msg.created) {
         known.created = msg.created;
+        known.sentAt = timeOf(msg.created) ?? known.sentAt;
         setMessageTime(known.node, parseTime(msg.created));
       }
       // An upload confirmed by its ack still shows the local file; the broadcast has the stored one.
@@ -98,6 +109,7 @@ export class Timeline {
         created: parseTime(msg.created),
         attachment: msg.attachment,
         own,
+        editable: own && this.#editableAt(timeOf(msg.created)),
       });
     }
     if (msg.edited || msg.deleted) applyChange(node, msg);
@@ -106,6 +118,7 @@ export class Timeline {
     this.#place(msg.seq, {
       node,
       created: msg.created ?? null,
+      sentAt: timeOf(msg.created) ?? pending?.sentAt ?? null,
       version: msg.version ?? 0,
       id: Number.isInteger(msg.id) ? msg.id : null,
       userId: msg.user?.id ?? null,
@@ -120,13 +133,43 @@ export class Timeline {
     return this.#entries.get(seq);
   }
 
-  /** Return the entry of this user's newest message that can still be changed, or null. */
+  /** Return the entry of this user's newest message when it can still be edited, or null. */
   lastOwnChangeable() {
     for (let i = this.#seqs.length - 1; i >= 0; i -= 1) {
       const entry = this.#entries.get(this.#seqs[i]);
-      if (entry.userId === this.myId && !entry.deleted && entry.id !== null) return { seq: this.#seqs[i], ...entry };
+      if (entry.userId === this.myId && !entry.deleted && entry.id !== null) {
+        return this.canEdit(this.#seqs[i]) ? { seq: this.#seqs[i], ...entry } : null;
+      }
     }
     return null;
+  }
+
+  /** Return whether message `seq` is this user's and still inside the edit window. */
+  canEdit(seq) {
+    const entry = this.#entries.get(seq);
+    return Boolean(entry) && entry.userId === this.myId && !entry.deleted && this.#editableAt(entry.sentAt);
+  }
+
+  /** Return whether seq `seq` is shown or known to be gone. */
+  accounts(seq) {
+    return this.#accounted(seq);
+  }
+
+  /** Look for holes again from `floor` up (a jump, or the reader asking for messages not loaded). */
+  verifyFrom(floor) {
+    this.#verifiedTo = this.#verifiedTo === null ? floor : Math.min(this.#verifiedTo, floor);
+    this.#decorate();
+  }
+
+  /** Scroll message `seq` into the middle of the list and highlight it for a moment. */
+  highlight(seq) {
+    const node = this.#entries.get(seq)?.node;
+    if (!node) return;
+    this.#jumped?.classList.remove('jump-target');
+    void node.offsetWidth; // restart the fade when the same message is jumped to again
+    node.classList.add('jump-target');
+    this.#jumped = node;
+    node.scrollIntoView({ block: 'center' });
   }
 
   /** Place the "Unread messages" divider above the first message by others after `lastRead`; return whether there is one. */
@@ -162,15 +205,16 @@ export class Timeline {
 
   /** Show a message this page is sending, before the server has it. */
   addPending(clientId, body, user) {
-    const node = buildMessage({ clientId, user, body, created: new Date(), own: true, pending: true });
-    this.#pending.set(clientId, { node, body, failed: false, file: null });
+    const node = buildMessage({ clientId, user, body, created: new Date(), own: true, pending: true,
+      editable: this.#editWindowMs > 0 });
+    this.#pending.set(clientId, { node, body, failed: false, file: null, sentAt: Date.now() });
     this.#list.append(node);
   }
 
   /** Show a file this page is uploading, with `body` as its caption, before the server has it. */
   addPendingUpload(clientId, file, body, user) {
-    const node = buildUploadMessage({ clientId, user, body, file, created: new Date() });
-    this.#pending.set(clientId, { node, body, failed: false, file });
+    const node = buildUploadMessage({ clientId, user, body, file, created: new Date(), editable: this.#editWindowMs > 0 });
+    this.#pending.set(clientId, { node, body, failed: false, file, sentAt: Date.now() });
     this.#list.append(node);
   }
 
@@ -200,6 +244,7 @@ export class Timeline {
     this.#place(seq, {
       node: pending.node,
       created: null,
+      sentAt: pending.sentAt,
       version: 0,
       id: Number.isInteger(id) ? id : null,
       userId: this.myId,
@@ -262,6 +307,13 @@ export class Timeline {
     }
   }
 
+  /** Record that the seqs from `from` to `to` not shown are gone (a history answer covered them all). */
+  resolveRange(from, to) {
+    for (let seq = Math.max(1, from); seq <= to; seq += 1) {
+      if (!this.#entries.has(seq)) this.#missing.add(seq);
+    }
+  }
+
   /** Run `fn` (which changes the list) keeping the reader's place: the bottom, or the first visible message. */
   batch(fn, { toBottom = false } = {}) {
     const list = this.#list;
@@ -270,6 +322,7 @@ export class Timeline {
     const anchorTop = anchor?.getBoundingClientRect().top;
     const result = fn();
     this.#decorate();
+    if (this.#editTimer === null) this.#expireEdits();
     if (atBottom) list.scrollTop = list.scrollHeight;
     else if (anchor?.isConnected) list.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     return result;
@@ -284,6 +337,30 @@ export class Timeline {
     return this.#entries.has(seq) || this.#missing.has(seq);
   }
 
+  // The server counts the window from the message's stored time; a page's own send, until the
+  // broadcast brings that time, from when it was sent.
+  #editableAt(sentAt, now = Date.now()) {
+    return this.#editWindowMs > 0 && (sentAt === null || now - sentAt < this.#editWindowMs);
+  }
+
+  /** Take the Edit button off own messages whose window has closed, and wake up when the next one does. */
+  #expireEdits() {
+    clearTimeout(this.#editTimer);
+    this.#editTimer = null;
+    if (this.#editWindowMs <= 0) return;
+    const now = Date.now();
+    let next = Infinity;
+    for (const entry of this.#entries.values()) {
+      const button = entry.userId === this.myId && entry.sentAt !== null ? entry.node.querySelector('.message-edit') : null;
+      if (!button) continue;
+      const closes = entry.sentAt + this.#editWindowMs;
+      if (closes <= now) button.remove();
+      else next = Math.min(next, closes);
+    }
+    // Timers fire late, never early; setTimeout takes at most 2^31-1 ms.
+    if (next !== Infinity) this.#editTimer = setTimeout(() => this.#expireEdits(), Math.min(next - now + 50, 2 ** 31 - 1));
+  }
+
   #place(seq, entry) {
     const index = lowerBound(this.#seqs, seq);
     this.#seqs.splice(index, 0, seq);
@@ -295,6 +372,34 @@ export class Timeline {
     this.#list.insertBefore(entry.node, after ?? null);
   }
 
+  // A hole below the verified range is one nothing is filling (a far jump left it): it shows, with a
+  // button. One above it is being filled by the gap requests, and shows nothing.
+  #markHoles(messages) {
+    const kept = new Set();
+    let prev = null;
+    for (const node of this.#verifiedTo === null ? [] : messages) {
+      if (node.dataset.seq === undefined) continue;
+      const seq = Number(node.dataset.seq);
+      if (prev && seq > prev.seq + 1 && prev.seq < this.#verifiedTo) {
+        let count = seq - prev.seq - 1;
+        for (const gone of this.#missing) if (gone > prev.seq && gone < seq) count -= 1;
+        if (count > 0) {
+          let hole = prev.node.nextElementSibling;
+          if (!hole?.classList.contains('timeline-hole') || hole.dataset.count !== String(count)) {
+            hole = buildHole(prev.seq, count);
+            hole.dataset.count = String(count);
+            prev.node.after(hole);
+          }
+          kept.add(hole);
+        }
+      }
+      prev = { seq, node };
+    }
+    for (const node of this.#list.querySelectorAll(':scope > .timeline-hole')) {
+      if (!kept.has(node)) node.remove();
+    }
+  }
+
   #firstVisible() {
     const top = this.#list.getBoundingClientRect().top;
     for (const node of this.#list.querySelectorAll(':scope > .message')) {
@@ -303,10 +408,11 @@ export class Timeline {
     return null;
   }
 
-  /** Put the unread divider and the day separators where the messages now are. */
+  /** Put the holes' markers, the unread divider and the day separators where the messages now are. */
   #decorate() {
     const list = this.#list;
     const messages = [...list.querySelectorAll(':scope > .message')];
+    this.#markHoles(messages);
     if (this.#unreadAfter !== null) {
       const first = messages.find((node) => {
         const entry = this.#entries.get(Number(node.dataset.seq));
