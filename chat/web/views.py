@@ -38,9 +38,9 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
-def rooms_with_online(*, user) -> list[dict]:
-    """List the rooms visible to the user with how many are online in each."""
-    rooms = selectors.room_list_visible(user=user)
+def rooms_with_online(*, user, dms: bool = True) -> list[dict]:
+    """List the rooms visible to the user with how many are online in each (DMs too, unless dms is False)."""
+    rooms = [r for r in selectors.room_list_visible(user=user) if dms or not r.dm]
     counts = async_to_sync(get_presence_store().online_counts)(rooms=[r.slug for r in rooms])
     return [{"slug": r.slug, "name": r.name, "private": r.private, "online": counts.get(r.slug, 0)} for r in rooms]
 
@@ -57,7 +57,9 @@ def room_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Room {room.name} created.")
             return redirect("chat:room", slug=room.slug)
-    return render(request, "chat/room_list.html", {"rooms": rooms_with_online(user=request.user), "form": form})
+    # The directory of rooms: DMs live in the sidebar, under the other user's name.
+    return render(request, "chat/room_list.html", {"rooms": rooms_with_online(user=request.user, dms=False),
+                                                   "form": form})
 
 
 @login_required
