@@ -200,6 +200,9 @@ async def test_a_killed_service_comes_back_by_itself_and_the_chat_works_again(st
     restarts = stack.kill_main_process(container)
     stack.wait_restarted(container, restarts)
     stack.wait_healthy({"web": 3})
+    # nginx has no health check of its own: "running" comes before it listens again, so wait
+    # (bounded) until the public port serves /healthz once more.
+    _until_served(stack, timeout=60)
     alice, bob = KEPT["alice"], KEPT["bob"]
     path = f"/ws/rooms/{KEPT['slug']}/"
     async with wss(stack, path, agent=f"tier-after-{service}", token=alice["token"]) as a, \
@@ -209,6 +212,19 @@ async def test_a_killed_service_comes_back_by_itself_and_the_chat_works_again(st
         ack = await send_until_acked(a, f"after {service} restart", f"after-{service}")
         message = await recv_type(b, "message", timeout=30)
         assert (message["body"], message["seq"]) == (f"after {service} restart", ack["seq"])
+
+
+def _until_served(stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{stack.origin}/healthz", timeout=5, context=stack.ssl) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"https://localhost:{stack.https_port}/healthz not served again"
+        time.sleep(0.25)
 
 
 def test_every_long_running_service_has_a_restart_policy(stack):
