@@ -30,7 +30,7 @@ OURS = {"ours", "cluster", "cluster-nginx"}
 def load(results: Path) -> tuple[dict, list[dict]]:
     """Read every scenario file of a results directory; return (metadata, records)."""
     meta, records = {}, []
-    for name in ("fanout", "connections", "crossworker", "usersocket"):
+    for name in ("fanout", "connections", "crossworker", "usersocket", "reconnect"):
         path = results / f"{name}.json"
         if path.exists():
             data = json.loads(path.read_text())
@@ -210,6 +210,16 @@ def targets(records: list[dict]) -> list[str]:
         return a[0] / b[0] if a and b and b[0] else None
 
     fan = by(records, scenario="fanout")
+    # Issue #15: many small rooms, one Daphne and the cluster, within 2x Node's CPU per delivery.
+    for server in ("ours", "cluster"):
+        ours = group_reps(by(fan, server=server, shape="100x10"), fanout_rep) if by(fan, server=server, shape="100x10") else {}
+        ref = group_reps(by(fan, server=REFERENCE, shape="100x10"), fanout_rep) if by(fan, server=REFERENCE, shape="100x10") else {}
+        if ours and ref:
+            q = quotient(ours["cpu"], ref["cpu"])
+            add(f"fan-out 100×10, {server}", "CPU-µs/delivery, closed loop", ours["cpu"], ref["cpu"], "≤ 2×",
+                None if q is None else q <= 2)
+            add(f"fan-out 100×10, {server}", "peak delivered/s (messages/s = this / 10)", ours["peak"], ref["peak"],
+                "≥ 100,000 (10,000 msgs/s)", None if not ours["peak"] else ours["peak"][0] >= 100_000, as_ratio=False)
     for shape in ("1x100", "10x50"):
         ours = group_reps(by(fan, server="cluster", shape=shape), fanout_rep) if by(fan, server="cluster", shape=shape) else {}
         ref = group_reps(by(fan, server=REFERENCE, shape=shape), fanout_rep) if by(fan, server=REFERENCE, shape=shape) else {}
@@ -241,6 +251,19 @@ def targets(records: list[dict]) -> list[str]:
     bare = spread(r["handshakes_per_s"] for r in by(storm, server="bare"))
     if bare and ref:
         add("(floor: stock Daphne, no auth)", "handshakes/s", bare, ref, "", None)
+    # Issue #15: against stock Daphne itself (bare), in the same run.
+    for auth, wanted in (("token", 1.0), ("session", 0.75)):
+        ours = spread(r["handshakes_per_s"] for r in by(storm, server="ours", auth=auth))
+        if ours and bare:
+            q = quotient(ours, bare)
+            rows.append(f"| handshakes (ours, {auth} auth) vs stock Daphne | handshakes/s | {cell(ours)} "
+                        f"| bare: {cell(bare)} | {q:.2f}× bare | ≥ {wanted}× bare | {'yes' if q >= wanted else '**no**'} |")
+    for r in by(records, scenario="reconnect"):
+        rows.append(f"| reconnect storm ({r['connections']:,} via nginx, worker 1 restarted) | all {r['back']:,} lost "
+                    f"clients back, s | {fmt(r['all_back_s'])} | | | (measured) | – |")
+        rows.append(f"| reconnect storm | statements per reconnect (message reads) | "
+                    f"{fmt(r['db_statements_per_reconnect'])} ({fmt(r['db_message_reads_per_reconnect'])}) | | "
+                    f"| ≤ 1 message read | {'yes' if r['db_message_reads_per_reconnect'] <= 1 else '**no**'} |")
     for shape in ("1x100", "10x50", "100x10"):
         ours = group_reps(by(fan, server="ours", shape=shape), fanout_rep) if by(fan, server="ours", shape=shape) else {}
         naive = group_reps(by(fan, server="naive", shape=shape), fanout_rep) if by(fan, server="naive", shape=shape) else {}
