@@ -78,7 +78,7 @@ def run_on(server: BenchServer, names: list[str], settings: Settings, rep: int, 
                 elif name == "reconnect" and view is server and isinstance(view, OursCluster):
                     log(f"rep {rep} {view.name}: reconnect storm")
                     records += scenarios.reconnect_storm(view, meter, settings)
-                elif name == "usersocket" and view is server and isinstance(view, (OursDaphne, OursCluster)):
+                elif name == "usersocket" and view is server and view.name in ("ours", "cluster"):
                     log(f"rep {rep} {view.name}: usersocket")
                     records += scenarios.usersocket(view, meter, settings)
         finally:

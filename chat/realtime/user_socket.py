@@ -69,8 +69,12 @@ class UserConsumer(LeanConsumer):
         get_socket_index().add(self, identity=identity, room=None)
         hub = get_hub()
         await hub.listen()
-        await hub.watch_many(slugs, self)
         self._watched = set(slugs)
+        await hub.watch_many(slugs, self)
+        if self.tallies is None:  # ended meanwhile (section 8): hear nothing more
+            for slug in slugs:
+                await hub.unwatch(slug, self)
+            return
         states = await database_sync_to_async(selectors.room_states)(user=user)
         if self.tallies is None:
             return  # closed meanwhile
