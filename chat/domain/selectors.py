@@ -239,7 +239,8 @@ def room_states(*, user: AbstractBaseUser, room_ids: list[int] | None = None) ->
             mentions=m.mentioned,
             last_message=message_to_frame(message, room_slug=m.room.slug) if message else None,
             last_activity=message.created if message else m.room.created))
-    states.sort(key=lambda state: state["last_activity"], reverse=True)
+    # Times are to the millisecond; message ids break a tie in the order messages were stored.
+    states.sort(key=lambda state: (state["last_activity"], (state["last_message"] or {}).get("id", 0)), reverse=True)
     return states
 
 

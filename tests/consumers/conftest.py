@@ -86,16 +86,16 @@ def socket_for(path: str, *, cookie: str | None = None, bearer: str | None = Non
 
 @pytest.fixture
 async def open_socket():
-    """Open sockets that are closed at the end of the test; returns (socket, hello)."""
+    """Open sockets that are closed at the end of the test; returns (socket, first frame: `hello`, or `first`)."""
     sockets: list[Socket] = []
 
-    async def opener(path: str, **auth):
+    async def opener(path: str, first: str = "hello", **auth):
         sock = socket_for(path, **auth)
         connected, _ = await sock.connect()
         assert connected
         sockets.append(sock)
         hello = await sock.recv()
-        assert hello["type"] == "hello", hello
+        assert hello["type"] == first, hello
         return sock, hello
 
     yield opener
@@ -104,3 +104,15 @@ async def open_socket():
             await sock.close()
         except BaseException:  # noqa: BLE001 - a receive timeout already cancelled the app
             pass
+
+
+async def post_acked(sock, body, client_id):
+    """Send a message; return its broadcast once both it and its ack came (other frames may come between)."""
+    await sock.send({"type": "message", "body": body, "client_id": client_id})
+    acked = message = None
+    while acked is None or message is None:
+        frame = await sock.recv()
+        if frame.get("client_id") == client_id:
+            acked = frame if frame["type"] == "ack" else acked
+            message = frame if frame["type"] == "message" else message
+    return message

@@ -11,8 +11,8 @@ from django.test import Client
 
 from chat.domain import mentions
 from chat.models import Membership, Message, Room
-from tests.consumers.conftest import socket_for
-from tests.consumers.test_read_state import _post, _state
+from tests.consumers.conftest import post_acked, socket_for
+from tests.consumers.test_read_state import _state
 from tests.factories import make_room, make_token, make_user
 from tests.support.protocol import assert_valid_frame
 
@@ -157,19 +157,19 @@ async def test_a_mention_is_carried_counted_and_follows_edits(people):
         alice_sock, bob_room = sockets
         bob_sidebar, _ = await _user_socket(bob_token)
         sockets.append(bob_sidebar)
-        message = await _post(alice_sock, "hey @Bob, and @carol (not a member)", "m1")
+        message = await post_acked(alice_sock, "hey @Bob, and @carol (not a member)", "m1")
         assert_valid_frame(message)
         assert message["mentions"] == [{"id": bob.pk, "username": "bob"}]
         counted = await _state(bob_sidebar, "general", last_seq=1)
         assert (counted["unread"], counted["mentions"]) == (1, 1)
-        await _post(alice_sock, "no one here", "m2")
+        await post_acked(alice_sock, "no one here", "m2")
         assert (await _state(bob_sidebar, "general", last_seq=2))["mentions"] == 1
         # Carol joins now: the members this process had cached for mentions are read again.
         carol_sock = socket_for("/ws/rooms/general/", bearer=people["carol"][1])
         assert (await carol_sock.connect())[0]
         sockets.append(carol_sock)
         assert (await carol_sock.recv())["type"] == "hello"
-        late = await _post(alice_sock, "welcome @carol", "m3")
+        late = await post_acked(alice_sock, "welcome @carol", "m3")
         assert late["mentions"] == [{"id": carol.pk, "username": "carol"}]
         await carol_sock.close()
         sockets.remove(carol_sock)

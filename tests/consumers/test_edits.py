@@ -8,6 +8,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from chat.models import Message, Room
+from tests.consumers.conftest import post_acked
 from tests.factories import make_room, make_token, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,23 +22,11 @@ def people(db):
     return {name: make_token(make_user(name) if name != "owner" else owner) for name in ("alice", "bob", "owner")}
 
 
-async def _post(sock, body, client_id):
-    """Send a message; return its broadcast once both it and its ack came (other frames may come between)."""
-    await sock.send({"type": "message", "body": body, "client_id": client_id})
-    acked = message = None
-    while acked is None or message is None:
-        frame = await sock.recv()
-        if frame.get("client_id") == client_id:
-            acked = frame if frame["type"] == "ack" else acked
-            message = frame if frame["type"] == "message" else message
-    return message
-
-
 async def test_an_edit_reaches_everyone_with_the_next_version_and_is_acked(people, open_socket):
     alice, hello = await open_socket(ROOM, bearer=people["alice"])
     bob, _ = await open_socket(ROOM, bearer=people["bob"])
     assert hello["last_version"] == 0
-    first = await _post(alice, "helo", "a1")
+    first = await post_acked(alice, "helo", "a1")
     await bob.recv_type("message")
     assert (first["version"], first["edited"], first["deleted"]) == (1, None, False)
     await alice.send({"type": "edit", "id": first["id"], "body": " hello ", "client_id": "e1"})
@@ -54,13 +43,13 @@ async def test_an_edit_reaches_everyone_with_the_next_version_and_is_acked(peopl
 async def test_a_deletion_keeps_the_seq_empties_the_body_and_reaches_everyone(people, open_socket):
     alice, _ = await open_socket(ROOM, bearer=people["alice"])
     bob, _ = await open_socket(ROOM, bearer=people["bob"])
-    first = await _post(alice, "oops", "a1")
+    first = await post_acked(alice, "oops", "a1")
     await bob.recv_type("message")
     await alice.send({"type": "delete", "id": first["id"], "client_id": "d1"})
     assert (await alice.collect("ack"))["ack"]["seq"] == first["seq"]
     gone = await bob.recv_type("message")
     assert (gone["deleted"], gone["body"], gone["seq"], gone["version"]) == (True, "", first["seq"], 2)
-    second = await _post(alice, "next", "a2")
+    second = await post_acked(alice, "next", "a2")
     assert (second["seq"], second["version"]) == (2, 3)  # seq gapless, versions too
 
 
@@ -68,7 +57,7 @@ async def test_who_may_edit_and_delete(people, open_socket):
     alice, _ = await open_socket(ROOM, bearer=people["alice"])
     bob, _ = await open_socket(ROOM, bearer=people["bob"])
     owner, _ = await open_socket(ROOM, bearer=people["owner"])
-    mine = await _post(alice, "alice's", "a1")
+    mine = await post_acked(alice, "alice's", "a1")
     await bob.send({"type": "edit", "id": mine["id"], "body": "bob was here", "client_id": "b1"})
     frame = await bob.recv()
     while frame["type"] != "error":
@@ -91,7 +80,7 @@ async def test_who_may_edit_and_delete(people, open_socket):
 @override_settings(CHAT_EDIT_WINDOW=60)
 async def test_edits_after_the_window_are_too_late(people, open_socket):
     alice, _ = await open_socket(ROOM, bearer=people["alice"])
-    mine = await _post(alice, "old news", "a1")
+    mine = await post_acked(alice, "old news", "a1")
     await sync_to_async(Message.objects.filter(pk=mine["id"]).update)(created=timezone.now() - timedelta(minutes=2))
     await alice.send({"type": "edit", "id": mine["id"], "body": "new news", "client_id": "a2"})
     assert (await alice.recv())["code"] == "too_late"
@@ -99,7 +88,7 @@ async def test_edits_after_the_window_are_too_late(people, open_socket):
 
 async def test_a_client_that_was_away_gets_every_edit_and_deletion_with_since(people, open_socket):
     alice, _ = await open_socket(ROOM, bearer=people["alice"])
-    messages = [await _post(alice, f"m{n}", f"a{n}") for n in range(4)]
+    messages = [await post_acked(alice, f"m{n}", f"a{n}") for n in range(4)]
     bob, hello = await open_socket(ROOM, bearer=people["bob"])
     seen_seq, seen_version = hello["last_seq"], hello["last_version"]
     await bob.close()
@@ -108,7 +97,7 @@ async def test_a_client_that_was_away_gets_every_edit_and_deletion_with_since(pe
     await alice.collect("ack")
     await alice.send({"type": "delete", "id": messages[2]["id"], "client_id": "d1"})
     await alice.collect("ack")
-    await _post(alice, "m4", "a4")
+    await post_acked(alice, "m4", "a4")
     _, back = await open_socket(f"{ROOM}?after={seen_seq}&since={seen_version}", bearer=people["bob"])
     assert [(m["seq"], m["body"], m["deleted"]) for m in back["messages"]] == [
         (2, "m1 fixed", False), (3, "", True), (5, "m4", False)]
@@ -130,7 +119,7 @@ async def test_since_without_after_is_a_bad_request(people, open_socket):
 async def test_a_moderators_delete_in_the_admin_reaches_every_open_page(people, open_socket):
     alice, _ = await open_socket(ROOM, bearer=people["alice"])
     bob, _ = await open_socket(ROOM, bearer=people["bob"])
-    mine = await _post(alice, "spam", "a1")
+    mine = await post_acked(alice, "spam", "a1")
     await bob.recv_type("message")
 
     def moderate():

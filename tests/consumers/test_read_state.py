@@ -10,7 +10,7 @@ from django.test import Client, override_settings
 from chat.models import Membership, Message, Room
 from chat.realtime import hub as hub_module
 from chat.realtime import user_socket
-from tests.consumers.conftest import session_cookie, socket_for
+from tests.consumers.conftest import post_acked, session_cookie, socket_for
 from tests.factories import make_room, make_token, make_user
 from tests.support.protocol import assert_valid_frame
 
@@ -28,38 +28,15 @@ def people(db):
 
 
 @pytest.fixture
-async def open_user_socket():
+def open_user_socket(open_socket):
     """Open user sockets closed at the end of the test; returns (socket, user_hello)."""
-    sockets = []
 
     async def opener(**auth):
-        sock = socket_for(USER, **auth)
-        connected, _ = await sock.connect()
-        assert connected
-        sockets.append(sock)
-        hello = await sock.recv()
-        assert hello["type"] == "user_hello", hello
+        sock, hello = await open_socket(USER, first="user_hello", **auth)
         assert_valid_frame(hello)
         return sock, hello
 
-    yield opener
-    for sock in sockets:
-        try:
-            await sock.close()
-        except BaseException:  # noqa: BLE001 - a receive timeout already cancelled the app
-            pass
-
-
-async def _post(sock, body, client_id):
-    """Send a message; return its broadcast once it and its ack came."""
-    await sock.send({"type": "message", "body": body, "client_id": client_id})
-    acked = message = None
-    while acked is None or message is None:
-        frame = await sock.recv()
-        if frame.get("client_id") == client_id:
-            acked = frame if frame["type"] == "ack" else acked
-            message = frame if frame["type"] == "message" else message
-    return message
+    return opener
 
 
 async def _state(sock, slug: str, **expected) -> dict:
@@ -79,7 +56,7 @@ def _cursor(username: str, slug: str) -> int | None:
 async def test_opening_a_public_room_joins_it_with_its_history_read(people, open_socket, open_user_socket):
     owner, _ = await open_socket("/ws/rooms/general/", bearer=people["owner"])
     for i in range(3):
-        await _post(owner, f"before alice {i}", f"o{i}")
+        await post_acked(owner, f"before alice {i}", f"o{i}")
     assert await sync_to_async(_cursor)("alice", "general") is None
     watcher, hello = await open_user_socket(bearer=people["alice"])
     assert hello["rooms"] == [] and hello["user"]["username"] == "alice"
@@ -101,12 +78,12 @@ async def test_unread_counts_others_messages_above_the_cursor_and_a_deletion_tak
     bob, _ = await open_socket("/ws/rooms/general/", bearer=people["bob"])
     watcher, hello = await open_user_socket(bearer=people["alice"])
     assert [(r["slug"], r["unread"]) for r in hello["rooms"]] == [("general", 0)]
-    first = await _post(bob, "one", "b1")
+    first = await post_acked(bob, "one", "b1")
     assert (await _state(watcher, "general", last_seq=1))["unread"] == 1
-    await _post(alice, "mine", "a1")  # her own message is not unread
+    await post_acked(alice, "mine", "a1")  # her own message is not unread
     mine = await _state(watcher, "general", last_seq=2)
     assert mine["unread"] == 1 and mine["last_message"]["body"] == "mine"
-    await _post(bob, "two", "b2")
+    await post_acked(bob, "two", "b2")
     assert (await _state(watcher, "general", last_seq=3))["unread"] == 2
     await bob.send({"type": "delete", "id": first["id"]})
     deleted = await _state(watcher, "general", last_version=4)
@@ -124,7 +101,7 @@ async def test_a_read_moves_the_cursor_forward_only_and_every_socket_of_the_user
     watcher, _ = await open_user_socket(bearer=people["alice"])
     bob_watcher, _ = await open_user_socket(bearer=people["bob"])
     for i in range(4):
-        await _post(bob, f"m{i}", f"b{i}")
+        await post_acked(bob, f"m{i}", f"b{i}")
     await _state(watcher, "general", last_seq=4, unread=4)
     await alice.send({"type": "read", "seq": 99})  # beyond the end: held to last_seq
     assert (await _state(watcher, "general", last_read=4))["unread"] == 0
@@ -135,7 +112,7 @@ async def test_a_read_moves_the_cursor_forward_only_and_every_socket_of_the_user
     await alice.send({"type": "ping", "ts": 1})
     assert (await alice.recv_type("pong"))["ts"] == 1
     assert await sync_to_async(_cursor)("alice", "general") == 4
-    await _post(bob, "m4", "b4")
+    await post_acked(bob, "m4", "b4")
     after = await _state(watcher, "general", last_seq=5)
     assert (after["unread"], after["last_read"]) == (1, 4)
     # Bob's user socket never heard alice's cursor: his own cursor did not move.
@@ -158,11 +135,11 @@ async def test_bad_reads_get_error_frames_and_the_socket_stays(people, open_sock
 async def test_user_hello_sorts_rooms_by_last_activity(people, open_socket, open_user_socket):
     alice_general, _ = await open_socket("/ws/rooms/general/", bearer=people["alice"])
     alice_random, _ = await open_socket("/ws/rooms/random/", bearer=people["alice"])
-    await _post(alice_general, "older", "g1")
-    await _post(alice_random, "newer", "r1")
+    await post_acked(alice_general, "older", "g1")
+    await post_acked(alice_random, "newer", "r1")
     _w, hello = await open_user_socket(bearer=people["alice"])
     assert [r["slug"] for r in hello["rooms"]] == ["random", "general"]
-    await _post(alice_general, "newest", "g2")
+    await post_acked(alice_general, "newest", "g2")
     _w2, hello = await open_user_socket(bearer=people["alice"])
     assert [r["slug"] for r in hello["rooms"]] == ["general", "random"]
     assert set(hello["rooms"][0]) >= {"slug", "name", "private", "dm", "last_seq", "last_read", "unread",
@@ -181,12 +158,12 @@ async def test_being_added_and_removed_shows_and_hides_a_private_room(people, op
     state = await _state(watcher, "club", joined=True)
     assert (state["private"], state["unread"]) == (True, 0)
     owner_sock, _ = await open_socket("/ws/rooms/club/", bearer=people["owner"])
-    await _post(owner_sock, "welcome", "w1")
+    await post_acked(owner_sock, "welcome", "w1")
     assert (await _state(watcher, "club", last_seq=1))["unread"] == 1
     removed = await sync_to_async(client.delete)("/api/rooms/club/members/alice/")
     assert removed.status_code == 200
     assert await _state(watcher, "club", joined=False) == {"type": "room_state", "slug": "club", "joined": False}
-    await _post(owner_sock, "after alice left", "w2")
+    await post_acked(owner_sock, "after alice left", "w2")
     await watcher.send({"type": "ping", "ts": "end"})
     frames = [await watcher.recv()]
     while frames[-1]["type"] != "pong":
@@ -204,7 +181,7 @@ async def test_leaving_a_public_room_over_http_and_posting_there_joins_again(peo
     assert await sync_to_async(_cursor)("alice", "general") is None
     await alice.send({"type": "ping", "ts": 0})  # the room socket stays open: the room is public
     await alice.recv_type("pong")
-    await _post(alice, "back again", "a1")
+    await post_acked(alice, "back again", "a1")
     assert (await _state(watcher, "general", joined=True))["last_read"] == 0  # joined before it was stored
     back = await _state(watcher, "general", last_seq=1)
     assert (back["unread"], back["last_message"]["body"]) == (0, "back again")
@@ -227,8 +204,8 @@ async def test_a_lost_broadcast_is_noticed_by_the_next_and_the_count_read_afresh
         return tell(self, room, watchers, texts, before)
 
     monkeypatch.setattr(hub_module.Hub, "_tell_watchers", lossy)
-    await _post(bob, "lost to the user socket", "b1")
-    await _post(bob, "this one shows the gap", "b2")
+    await post_acked(bob, "lost to the user socket", "b1")
+    await post_acked(bob, "this one shows the gap", "b2")
     refreshed = await _state(watcher, "general", last_seq=2)
     assert (refreshed["unread"], refreshed["last_version"]) == (2, 2)
     assert dropped and json.loads(dropped[0][0])["seq"] == 1
