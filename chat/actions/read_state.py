@@ -60,9 +60,8 @@ async def room_joined(*, room: Room, user: AbstractBaseUser, newest: outbound.Fr
 
 
 async def room_join(*, room: Room, user: AbstractBaseUser) -> None:
-    """Join a public room again (a user who left it posts in it) and tell their sockets."""
-    if await database_sync_to_async(services.room_join)(room=room, user=user):
-        await room_joined(room=room, user=user)
+    """Join a public room again (a user who left it posts in it); the membership's signal tells their sockets."""
+    await database_sync_to_async(services.room_join)(room=room, user=user)
 
 
 # -- memberships made or ended elsewhere (the API, the admin, room creation) --------------
@@ -85,17 +84,20 @@ def _on_membership_saved(sender, instance, created, **kwargs):
     transaction.on_commit(send)
 
 
-def _forget_members(room_id: int) -> None:
-    """This process forgets the room's members at once (the others do when the user event reaches them)."""
+def _forget_members(room_id: int) -> str | None:
+    """This process forgets the room's members at once (the others do when the user event reaches them).
+
+    Returns the room's slug (None: the room is gone).
+    """
     slug = Room.objects.filter(pk=room_id).values_list("slug", flat=True).first()
     if slug is not None:
         mentions.members_forget(slug)
+    return slug
 
 
 def _on_membership_deleted(sender, instance, **kwargs):
-    slug = Room.objects.filter(pk=instance.room_id).values_list("slug", flat=True).first()
+    slug = _forget_members(instance.room_id)
     if slug is not None:
-        mentions.members_forget(slug)
         user_id = instance.user_id
         transaction.on_commit(lambda: async_to_sync(_tell)(user_id, "left", outbound.room_left(slug=slug)))
 
