@@ -31,30 +31,39 @@ REDIS_SECONDS = Histogram("chat_redis_seconds", "Redis calls, by operation", ["o
                           buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25))
 HANDSHAKE_DB_SECONDS = Histogram("chat_handshake_db_seconds", "The handshake's one database trip",
                                  buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
+HANDSHAKE_READS = Counter("chat_handshake_reads_total",
+                          "Where a room socket's handshake read the database: the loop's own connection or the thread",
+                          ["where"])
 
-_bound: dict[tuple, object] = {}  # (metric, label) -> its child (labels() takes a lock and builds a key per call)
+_bound: dict[tuple, object] = {}  # (metric, label) -> its child
 
 
-def _child(metric, label: str):
-    child = _bound.get((metric, label))
-    if child is None:
-        child = _bound[(metric, label)] = metric.labels(label)
-    return child
+def child(metric, label: str):
+    """The metric's child for one label value, kept: labels() takes a lock and builds a key per call."""
+    found = _bound.get((metric, label))
+    if found is None:
+        found = _bound[(metric, label)] = metric.labels(label)
+    return found
 
 
 def frame_in(kind: str) -> None:
     """Count a frame read from a client."""
-    _child(FRAMES_IN, kind).inc()
+    child(FRAMES_IN, kind).inc()
+
+
+def handshake_read(where: str) -> None:
+    """Count a handshake's database read: "loop" (chat/store/loop_reads.py) or "thread"."""
+    child(HANDSHAKE_READS, where).inc()
 
 
 def frame_out(kind: str, count: int = 1) -> None:
     """Count frames written to clients."""
-    _child(FRAMES_OUT, kind).inc(count)
+    child(FRAMES_OUT, kind).inc(count)
 
 
 def error(code: str) -> None:
     """Count an error frame sent."""
-    _child(ERRORS, code).inc()
+    child(ERRORS, code).inc()
 
 
 class timed:

@@ -13,10 +13,16 @@ import os
 import socket
 from collections.abc import Mapping
 
+_HOST = socket.gethostname()
+
 
 def process_identifier() -> str:
-    """Name this process in the shared directory: unique across the containers and processes of a stack."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """Name this process in the shared directory: unique across the containers and processes of a stack.
+
+    prometheus-client calls it on every metric update (to notice a fork), so the host name,
+    which a process cannot change under its own feet, is read once.
+    """
+    return f"{_HOST}-{os.getpid()}"
 
 
 def configure(env: Mapping[str, str]) -> str | None:

@@ -225,6 +225,8 @@ CHAT_ALLOWED_CONTENT_TYPES = env_list(
 CHAT_UPLOAD_TIMEOUT = env_float("CHAT_UPLOAD_TIMEOUT", 30)
 CHAT_HELLO_LATEST = env_int("CHAT_HELLO_LATEST", 50)
 CHAT_RECOVERY_MAX = env_int("CHAT_RECOVERY_MAX", 1000)
+# On SQLite, handshake reads run on the event loop's own read-only connection (chat/store/loop_reads.py).
+CHAT_LOOP_READS = env_bool("CHAT_LOOP_READS", True)
 # The `history` frame and GET .../messages/: `limit` at most 100, 50 when absent (protocol sections 1, 3).
 CHAT_HISTORY_MAX = 100
 CHAT_HISTORY_DEFAULT = 50

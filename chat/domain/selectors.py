@@ -11,7 +11,7 @@ from django.urls import reverse
 from chat.domain import auth, mentions
 from chat.models import Attachment, Membership, Message, Room
 from chat.protocol import outbound
-from chat.store import queries
+from chat.store import loop_reads, queries
 
 
 def room_get(*, slug: str) -> Room | None:
@@ -61,6 +61,9 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
     """Authenticate, find the room, check access and take hello's snapshot: one trip to the database thread.
 
     Opening a public room joins it: the user's read cursor starts at the room's newest seq.
+    On SQLite the room socket first runs it on the event loop (chat/store/loop_reads.py),
+    where anything past the reads (the join's write, a long recovery page) makes it go to
+    the thread instead.
     """
     identity = auth.authenticate(credentials)
     user = identity.user
@@ -89,6 +92,8 @@ def room_socket_open(*, slug: str, credentials: auth.Credentials, after: int | N
         # Nothing to send; anything committed from now on arrives through the hub.
         snapshot = ([], last_seq, last_version, False)
     else:
+        if loop_reads.on_loop() and (since is not None or last_seq - after > settings.CHAT_HELLO_LATEST):
+            raise loop_reads.NeedsThread  # a long recovery page would hold the event loop
         messages, more = message_list_after(room=room, after=after, since=since, limit=settings.CHAT_RECOVERY_MAX)
         snapshot = (messages, last_seq, last_version, more)
     return RoomOpening(identity=identity, room=room, allowed=True, snapshot=snapshot, last_read=last_read,

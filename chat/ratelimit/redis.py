@@ -46,7 +46,7 @@ class _Takes(Batcher[str, bool]):
         self.script = aioredis.Redis.from_url(limiter.url).register_script(TAKE)
 
     async def flush(self, keys: list[str]) -> list[bool]:
-        with metrics.timed(metrics.REDIS_SECONDS.labels("rate_limit")):
+        with metrics.timed(metrics.child(metrics.REDIS_SECONDS, "rate_limit")):
             allowed = await self.script(keys=keys, args=[self.limiter.burst, self.limiter.rate])
         return [bool(a) for a in allowed]
 

@@ -145,7 +145,7 @@ async def _end_all(sockets: Iterable[Endable], code: int, reason: str) -> int:
         except Exception:  # noqa: BLE001 - one socket's failure must not spare the others
             log.exception("ending a socket failed")
     if sockets:
-        metrics.AUTHORITY_ENDED.labels(str(code)).inc(len(sockets))
+        metrics.child(metrics.AUTHORITY_ENDED, str(code)).inc(len(sockets))
         log.info("authority ended %d socket(s): %s (close %s)", len(sockets), reason, code)
     return len(sockets)
 

@@ -32,6 +32,7 @@ from chat.realtime.lean import LeanConsumer
 from chat.realtime.replies import ReplyChain, error_frame
 from chat.realtime.upload_assembly import UploadAssembly
 from chat.realtime.wire import RAW_SEND_EXTENSION
+from chat.store import loop_reads
 from chat.store.connection import read_reconnecting_once
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,14 @@ class RoomConsumer(LeanConsumer):
         hub = get_hub()
         await hub.join(slug, self)
         with metrics.timed(metrics.HANDSHAKE_DB_SECONDS):
-            opening = await database_sync_to_async(read_reconnecting_once)(
-                selectors.room_socket_open, slug=slug, credentials=credentials, after=after, since=since)
+            opening = loop_reads.run(selectors.room_socket_open, slug=slug, credentials=credentials, after=after,
+                                     since=since)
+            if opening is None:
+                opening = await database_sync_to_async(read_reconnecting_once)(
+                    selectors.room_socket_open, slug=slug, credentials=credentials, after=after, since=since)
+                metrics.handshake_read("thread")
+            else:
+                metrics.handshake_read("loop")
         identity = opening.identity
         user, room = identity.user, opening.room
         if room is None or not opening.allowed:
@@ -109,8 +116,8 @@ class RoomConsumer(LeanConsumer):
             online=change.online, messages=messages, last_seq=last_seq, last_version=last_version,
             truncated=truncated, last_read=opening.last_read))
         self._ready = True
-        metrics.HANDSHAKES.labels("hello").inc()
-        metrics.SOCKETS_OPEN.labels("room").inc()
+        metrics.child(metrics.HANDSHAKES, "hello").inc()
+        metrics.child(metrics.SOCKETS_OPEN, "room").inc()
         get_socket_index().add(self, identity=identity, room=room.slug)
         backlog, self._backlog = self._backlog, None  # not used once ready
         for delivery, skip_user in backlog:
@@ -145,7 +152,7 @@ class RoomConsumer(LeanConsumer):
         if room is None:
             return
         if self._ready:
-            metrics.SOCKETS_OPEN.labels("room").dec()
+            metrics.child(metrics.SOCKETS_OPEN, "room").dec()
         self._ready = False  # and deliveries are dropped, not backlogged
         self._backlog = None
         get_socket_index().remove(self)
@@ -300,7 +307,7 @@ class RoomConsumer(LeanConsumer):
         await self.send_frame(outbound.error(code=exc.code, detail=exc.detail, client_id=exc.client_id))
 
     async def _refuse(self, code: int) -> None:
-        metrics.HANDSHAKES.labels(str(code)).inc()
+        metrics.child(metrics.HANDSHAKES, str(code)).inc()
         await self.close(code=code)
 
     def _reply_chain(self) -> ReplyChain:

@@ -31,3 +31,10 @@ class LeanConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
         await handler(message)
+
+    async def websocket_disconnect(self, message):
+        # Channels' own also leaves the consumer's groups (it has none) and then hops to the
+        # database thread to close stale connections: a thread trip on every close, ~17% of a
+        # connect storm's samples (bench/FINDINGS.md). Database work here does that itself.
+        await self.disconnect(message["code"])
+        raise StopConsumer()

@@ -92,8 +92,8 @@ class UserConsumer(LeanConsumer):
         early_messages, self._early_messages = self._early_messages, None
         for room, messages in early_messages:
             self.room_messages(room, messages)
-        metrics.HANDSHAKES.labels("user_hello").inc()
-        metrics.SOCKETS_OPEN.labels("user").inc()
+        metrics.child(metrics.HANDSHAKES, "user_hello").inc()
+        metrics.child(metrics.SOCKETS_OPEN, "user").inc()
         early, self._early = self._early, None
         for kind, state in early:
             self.user_state(kind, state)
@@ -113,7 +113,7 @@ class UserConsumer(LeanConsumer):
         if getattr(self, "tallies", None) is None:
             return
         if self._ready:
-            metrics.SOCKETS_OPEN.labels("user").dec()
+            metrics.child(metrics.SOCKETS_OPEN, "user").dec()
         self._ready = False
         self._early = self._early_messages = None
         get_socket_index().remove(self)
@@ -287,5 +287,5 @@ class UserConsumer(LeanConsumer):
 
     async def _refuse(self, code: int) -> None:
         self.tallies = None
-        metrics.HANDSHAKES.labels(str(code)).inc()
+        metrics.child(metrics.HANDSHAKES, str(code)).inc()
         await self.close(code=code)

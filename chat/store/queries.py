@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from chat.models import ApiToken, Attachment, Membership, Message, Room
+from chat.store.loop_reads import LOOP_CURSOR
 
 # Room fields a socket needs (the rest load on access, from sync code only).
 ROOM_FIELDS = ("id", "slug", "name", "private", "dm", "created", "last_seq", "last_version", "created_by")
@@ -45,6 +46,11 @@ def _col(model, field: str) -> str:
     return _q(model._meta.get_field(field).column)
 
 
+def _reader():
+    """The cursor for a read: the event loop's own inside a loop read (chat/store/loop_reads.py), else Django's."""
+    return LOOP_CURSOR.get() or connection.cursor()
+
+
 @cache
 def _token_user_sql() -> tuple[str, list[str]]:
     user_model = get_user_model()
@@ -63,7 +69,7 @@ def _token_user_sql() -> tuple[str, list[str]]:
 def token_user(*, digest: str, stale_before: datetime) -> tuple[int, bool, AbstractBaseUser] | None:
     """Return (token id, last_used older than stale_before, user) of a live token and active user."""
     sql, names = _token_user_sql()
-    with connection.cursor() as cursor:
+    with _reader() as cursor:
         cursor.execute(sql, [connection.ops.adapt_datetimefield_value(stale_before), digest, False, True])
         row = cursor.fetchone()
     if row is None:
@@ -87,7 +93,7 @@ def _room_sql() -> tuple[str, list[str]]:
 def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, int | None] | None:
     """Return the room with this slug and the user's read cursor in it (None: not a member), or None."""
     sql, names = _room_sql()
-    with connection.cursor() as cursor:
+    with _reader() as cursor:
         cursor.execute(sql, [user_id, slug])
         row = cursor.fetchone()
     if row is None:
@@ -322,7 +328,7 @@ def message_rows(*, room_id: int, after: int | None = None, before: int | None =
         clauses.append(PAGE_FILTERS["before"].format(**cols))
         params.append(before)
     sql = _page_sql().format(where=" AND ".join(clauses) or "1 = 1", order="DESC" if newest_first else "ASC")
-    with connection.cursor() as cursor:
+    with _reader() as cursor:
         cursor.execute(sql, [room_id, *params, limit])
         rows = cursor.fetchall()
     return [(*row[:5], _aware(row[5]), *row[6:8], _aware(row[8]), bool(row[9]), *row[10:]) for row in rows]
@@ -347,7 +353,7 @@ def _session_row_sql() -> str:
 
 def session_row(*, session_key: str, now: datetime) -> tuple[str, datetime] | None:
     """Return (encoded data, expiry) of a live database session, or None: the query Django's db store runs."""
-    with connection.cursor() as cursor:
+    with _reader() as cursor:
         cursor.execute(_session_row_sql(), [session_key, connection.ops.adapt_datetimefield_value(now)])
         row = cursor.fetchone()
     return None if row is None else (row[0], _aware(row[1]))
@@ -364,7 +370,7 @@ def _user_sql() -> tuple[str, list[str]]:
 def user_for_session(*, user_id) -> AbstractBaseUser | None:
     """Return the user with this primary key, loading only what a session check needs (the rest on access)."""
     sql, names = _user_sql()
-    with connection.cursor() as cursor:
+    with _reader() as cursor:
         cursor.execute(sql, [user_id])
         row = cursor.fetchone()
     if row is None:

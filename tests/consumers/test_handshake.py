@@ -141,11 +141,14 @@ async def test_session_wins_over_a_token_and_a_dead_session_falls_back_to_it(lob
     assert await sock.closed_with() == 4401
 
 
-async def test_a_connection_the_database_dropped_costs_the_handshake_nothing(lobby, alice, open_socket, monkeypatch):
+async def test_a_connection_the_database_dropped_costs_the_handshake_nothing(lobby, alice, open_socket, monkeypatch,
+                                                                             settings):
     """The first statement on a connection PostgreSQL closed (a restart) fails; the handshake reconnects once."""
     from django.db import OperationalError
 
     from chat.domain import selectors
+
+    settings.CHAT_LOOP_READS = False  # PostgreSQL's path: the database thread
 
     real = selectors.room_socket_open
     calls = []
