@@ -1,6 +1,6 @@
 """Group-commit checks run inside the cluster's Django, on its real PostgreSQL.
 
-On PostgreSQL a batch of messages is one multi-statement query (chat/hotsql.messages_store),
+On PostgreSQL a batch of messages is one statement with its rows as arrays (chat/store/queries.py),
 sent by the writer from the event loop on a psycopg AsyncConnection: code the unit tier,
 on SQLite, never runs. tests/cluster/test_cluster.py runs `check()`
 through `manage.py shell`; each check raises AssertionError on a wrong answer, and the
@@ -135,7 +135,42 @@ def writer_stores_from_the_event_loop_and_falls_back_one_by_one():
     assert _stored(a) == [(1, "old"), (2, "a1"), (3, "a2")] and _stored(b) == [(1, "b1"), (2, "b2")]
 
 
+ODD_BODIES = ["it's", 'say "hi"', "{a,b}", "back\\slash", "NULL", "", "tab\there", "ünï 🙂", "a,b", "(1,2)"]
+
+
+def a_big_batch_of_odd_text_round_trips_on_both_paths():
+    """120 drafts over 7 rooms, with quotes, braces, backslashes, NULL as text and mentions, stored as sent."""
+    rooms, alice = [_room(f"odd{i}") for i in range(7)], _user("alice")
+
+    def drafts(tag):
+        return [services.MessageDraft(room=rooms[k % 7], user=alice, body=f"{ODD_BODIES[k % len(ODD_BODIES)]}{tag}{k}",
+                                      client_id=None if k % 3 else f"{tag}-{k}", mentions="" if k % 4 else ",1:x,")
+                for k in range(120)]
+
+    sync = services.message_create_many(drafts=drafts("s"))
+
+    async def run():
+        w = writer.MessageWriter(after_commit=messages_committed)
+        return await asyncio.gather(*[w.submit(d) for d in drafts("l")])
+
+    on_loop = asyncio.run(run())
+    for tag, results in (("s", sync), ("l", on_loop)):
+        assert [f["body"] for f, _ in results] == [f"{ODD_BODIES[k % len(ODD_BODIES)]}{tag}{k}" for k in range(120)]
+        assert all(new for _, new in results)
+    for i, room in enumerate(rooms):
+        bodies = [body for _, body in _stored(room)]
+        expected = [d.body for d in drafts("s") if d.room.pk == room.pk] + [d.body for d in drafts("l")
+                                                                           if d.room.pk == room.pk]
+        assert bodies == expected, (i, bodies[:3], expected[:3])
+        assert [seq for seq, _ in _stored(room)] == list(range(1, len(expected) + 1))
+        stored = Room.objects.get(pk=room.pk)
+        assert stored.last_seq == stored.last_version == len(expected)
+    assert Message.objects.filter(room__in=rooms, mentions=",1:x,").count() == 2 * 30
+    assert Message.objects.filter(room__in=rooms, client_id__isnull=True).count() == 2 * 80
+
+
 CHECKS = [
+    a_big_batch_of_odd_text_round_trips_on_both_paths,
     seqs_follow_submission_order_per_room,
     client_id_repeated_in_a_batch_answers_with_the_first,
     client_id_stored_before_rolls_the_batch_back_and_store_answers_it,
