@@ -13,16 +13,26 @@ import os
 import socket
 from collections.abc import Mapping
 
-_HOST = socket.gethostname()
+
+def _name_this_process() -> None:
+    global _identifier
+    _identifier = f"{socket.gethostname()}-{os.getpid()}"
+
+
+_identifier = ""
+_name_this_process()
+# A forked child names itself at once: the name changes exactly when the pid does.
+os.register_at_fork(after_in_child=_name_this_process)
 
 
 def process_identifier() -> str:
     """Name this process in the shared directory: unique across the containers and processes of a stack.
 
-    prometheus-client calls it on every metric update (to notice a fork), so the host name,
-    which a process cannot change under its own feet, is read once.
+    prometheus-client calls it on every metric update, to notice a fork: with a getpid()
+    system call and a format each time, that was ~58 system calls per message on the cluster's
+    100 x 10 (strace -c). The name is made once per process instead, and again in a forked child.
     """
-    return f"{_HOST}-{os.getpid()}"
+    return _identifier
 
 
 def configure(env: Mapping[str, str]) -> str | None:
