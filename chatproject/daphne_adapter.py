@@ -67,6 +67,13 @@ class ChatWebSocketProtocol(WebSocketProtocol):
             transport.unregisterProducer()
 
     def sendData(self, data, sync=False, chopsize=None):
+        if not sync and not chopsize and not self.send_queue and not self.logOctets:
+            # autobahn's own path here is transport.write(data) and byte counters that nothing
+            # here reads. Twisted's write() buffers, registers the socket for writing and sends
+            # on the next loop turn (two epoll_ctl calls); the handshake's 101 and close frames
+            # go out at once instead, as broadcasts do (try_write).
+            try_write(self.transport, data)
+            return
         if (sync or chopsize) and "send_queue" not in self.__dict__:
             self.send_queue = deque()
         super().sendData(data, sync, chopsize)

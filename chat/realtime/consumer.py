@@ -55,6 +55,7 @@ class RoomConsumer(LeanConsumer):
     typing_on = False
     _storing = True  # off while the worker drains: what is read from then on is not stored
     _joined = True  # off once the user leaves the (public) room; posting joins it again
+    _opened: tuple[float, str | None, str] | None = None  # when hello went, how the socket authenticated, the room
 
     # -- opening and closing -----------------------------------------------------
 
@@ -131,13 +132,19 @@ class RoomConsumer(LeanConsumer):
         if opening.joined_now:  # it appears on the user's sidebars
             newest = messages[-1] if messages and messages[-1]["seq"] == last_seq else None
             await read_state.room_joined(room=room, user=user, newest=newest)
-        log.info("ws open room=%s user=%s auth=%s", room.slug, user.pk, identity.how)
+        self._opened = (time.monotonic(), identity.how, room.slug)
+        log.debug("ws open room=%s user=%s auth=%s", room.slug, user.pk, identity.how)
 
     async def disconnect(self, code):
         if self._uploads is not None:
             self._uploads.take()
         await self._leave_room()
-        log.info("ws close user=%s code=%s", self.user_id, code)
+        if self._opened is not None:
+            # One line per socket that reached hello, when it ends (refusals log their own):
+            # a line costs ~20 us, a fifth of the handshake's own work over stock Daphne's.
+            opened_at, how, room = self._opened
+            log.info("ws closed room=%s user=%s auth=%s code=%s open=%.1fs", room, self.user_id, how, code,
+                     time.monotonic() - opened_at)
 
     async def end(self, code: int, reason: str) -> None:
         """Close because what let this socket in has ended (protocol section 8): nothing of the room follows."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 
 from channels.db import database_sync_to_async
@@ -42,6 +43,7 @@ class UserConsumer(LeanConsumer):
     user_id: int | None = None
     room_slug = None  # not in any one room: room re-checks (section 8) pass it by
     _ready = False
+    _opened: tuple[float, str | None, int] | None = None  # when user_hello went, how it authenticated, its rooms
 
     async def connect(self):
         self.tallies: dict[str, RoomTally] = {}
@@ -97,11 +99,15 @@ class UserConsumer(LeanConsumer):
         early, self._early = self._early, None
         for kind, state in early:
             self.user_state(kind, state)
-        log.info("ws open user socket user=%s rooms=%d auth=%s", user.pk, len(states), identity.how)
+        self._opened = (time.monotonic(), identity.how, len(states))
+        log.debug("ws open user socket user=%s rooms=%d auth=%s", user.pk, len(states), identity.how)
 
     async def disconnect(self, code):
         await self._stop()
-        log.info("ws close user socket user=%s code=%s", self.user_id, code)
+        if self._opened is not None:  # one line per socket, as the room socket's
+            opened_at, how, rooms = self._opened
+            log.info("ws closed user socket user=%s rooms=%d auth=%s code=%s open=%.1fs", self.user_id, rooms, how,
+                     code, time.monotonic() - opened_at)
 
     async def end(self, code: int, reason: str) -> None:
         """Close because what let this socket in has ended, or the worker stops."""
