@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,14 +72,19 @@ class _Cursor:
         return self.raw.fetchall()
 
 
+def _database() -> dict:
+    # Django's DATABASES entry, which the connection's settings_dict is (the test runner
+    # renames both). Read directly: `connection` goes through a per-context lookup.
+    return connections.settings[DEFAULT_DB_ALIAS]
+
+
 def enabled() -> bool:
-    """Tell whether handshake reads may run on the loop: SQLite, and not switched off."""
-    return connection.vendor == "sqlite" and settings.CHAT_LOOP_READS
+    """Tell whether handshake reads may run on the loop: Django's own SQLite backend, and not switched off."""
+    return settings.CHAT_LOOP_READS and _database()["ENGINE"] == "django.db.backends.sqlite3"
 
 
-def _connection() -> sqlite3.Connection:
+def _connection(name: str) -> sqlite3.Connection:
     """This thread's (the loop's) read-only connection to Django's database file."""
-    name = connection.settings_dict["NAME"]
     held = getattr(_local, "held", None)
     if held is not None and held[0] == name:
         return held[1]
@@ -94,9 +99,12 @@ def _connection() -> sqlite3.Connection:
 
 def run(read: Callable[..., T], **kwargs) -> T | None:
     """Run a read-only database function on the loop's connection; None if it needs the database thread."""
-    if not enabled() or str(connection.settings_dict["NAME"]).startswith(("file:", ":memory:")):
+    if not enabled():
         return None
-    token = LOOP_CURSOR.set(_Cursor(_connection().cursor()))
+    name = str(_database()["NAME"])
+    if name.startswith(("file:", ":memory:")):
+        return None  # a memory database is one connection's own
+    token = LOOP_CURSOR.set(_Cursor(_connection(name).cursor()))
     try:
         return read(**kwargs)
     except (SynchronousOnlyOperation, NeedsThread):
