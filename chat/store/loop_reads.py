@@ -48,13 +48,28 @@ def _qmark(sql: str) -> str:
     return re.sub(r"(?<!%)%s", "?", sql).replace("%%", "%")
 
 
-class _Cursor:
-    """A DB-API cursor over the loop's connection that takes Django's %s placeholders."""
+@lru_cache(maxsize=1)
+def _wrapper():
+    """A Django DatabaseWrapper that never connects: the loop's reads take its ops and alias.
 
-    __slots__ = ("raw",)
+    `django.db.connection` is looked up per context, so each socket task that touched it
+    (for `connection.ops`, say) made and kept a DatabaseWrapper of its own: ~4 KB per idle
+    socket (tracemalloc). One shared, unconnected wrapper answers the same.
+    """
+    return connections.create_connection(DEFAULT_DB_ALIAS)
+
+
+class _Cursor:
+    """A DB-API cursor over the loop's connection that takes Django's %s placeholders.
+
+    `db` stands in for `django.db.connection` in what the reads ask of it (ops, alias).
+    """
+
+    __slots__ = ("raw", "db")
 
     def __init__(self, raw: sqlite3.Cursor) -> None:
         self.raw = raw
+        self.db = _wrapper()
 
     def __enter__(self) -> _Cursor:
         return self

@@ -36,7 +36,7 @@ def _select_list(model, alias: str, fields) -> tuple[list[str], str]:
 
 
 def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
+    return _db().ops.quote_name(name)
 
 
 def _table(model) -> str:
@@ -50,6 +50,12 @@ def _col(model, field: str) -> str:
 def _reader():
     """The cursor for a read: the event loop's own inside a loop read (chat/store/loop_reads.py), else Django's."""
     return LOOP_CURSOR.get() or connection.cursor()
+
+
+def _db():
+    """Django's connection, or inside a loop read the stand-in that never makes one per socket task."""
+    loop_cursor = LOOP_CURSOR.get()
+    return connection if loop_cursor is None else loop_cursor.db
 
 
 @cache
@@ -71,12 +77,12 @@ def token_user(*, digest: str, stale_before: datetime) -> tuple[int, bool, Abstr
     """Return (token id, last_used older than stale_before, user) of a live token and active user."""
     sql, names = _token_user_sql()
     with _reader() as cursor:
-        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(stale_before), digest, False, True])
+        cursor.execute(sql, [_db().ops.adapt_datetimefield_value(stale_before), digest, False, True])
         row = cursor.fetchone()
     if row is None:
         return None
     # Only the id and username are loaded; any other field loads on first access.
-    user = get_user_model().from_db(connection.alias, names, row[2:])
+    user = get_user_model().from_db(_db().alias, names, row[2:])
     return row[0], bool(row[1]), user
 
 
@@ -99,7 +105,7 @@ def room_with_membership(*, slug: str, user_id: int) -> tuple[Room, int | None] 
         row = cursor.fetchone()
     if row is None:
         return None
-    room = Room.from_db(connection.alias, names, row[:-1])
+    room = Room.from_db(_db().alias, names, row[:-1])
     # A raw cursor skips the backend's converters: SQLite hands back 0/1 and naive times (in UTC).
     room.private, room.dm = bool(room.private), bool(room.dm)
     room.created = _aware(room.created)
@@ -389,7 +395,7 @@ def _session_row_sql() -> str:
 def session_row(*, session_key: str, now: datetime) -> tuple[str, datetime] | None:
     """Return (encoded data, expiry) of a live database session, or None: the query Django's db store runs."""
     with _reader() as cursor:
-        cursor.execute(_session_row_sql(), [session_key, connection.ops.adapt_datetimefield_value(now)])
+        cursor.execute(_session_row_sql(), [session_key, _db().ops.adapt_datetimefield_value(now)])
         row = cursor.fetchone()
     return None if row is None else (row[0], _aware(row[1]))
 
@@ -410,6 +416,6 @@ def user_for_session(*, user_id) -> AbstractBaseUser | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    user = get_user_model().from_db(connection.alias, names, row)
+    user = get_user_model().from_db(_db().alias, names, row)
     user.is_active = bool(user.is_active)
     return user

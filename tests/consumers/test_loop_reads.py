@@ -148,3 +148,20 @@ def _raw_write(*, room_id: int):
     with queries._reader() as cursor:
         cursor.execute("UPDATE chat_room SET last_seq = last_seq + 1 WHERE id = %s", [room_id])
     return True
+
+
+async def test_loop_reads_make_no_database_wrapper_per_socket(open_socket, monkeypatch):
+    """django.db.connection is per context: touching it from a socket's task kept a wrapper per socket (~4 KB)."""
+    from django.db import connections
+
+    _room, _alice, bob = await sync_to_async(stored_room)()
+    raw = await sync_to_async(make_token)(bob)
+    await open_socket("/ws/rooms/general/", bearer=raw)  # marks the token used (thread); the loop's wrapper is made
+    made = []
+    real = connections.create_connection
+    monkeypatch.setattr(connections, "create_connection", lambda alias: made.append(alias) or real(alias))
+    before = reads()
+    for _ in range(5):
+        await open_socket("/ws/rooms/general/", bearer=raw)
+    assert reads()["loop"] - before["loop"] == 5
+    assert made == []
