@@ -143,8 +143,9 @@ class RoomConsumer(LeanConsumer):
             # One line per socket that reached hello, when it ends (refusals log their own):
             # a line costs ~20 us, a fifth of the handshake's own work over stock Daphne's.
             opened_at, how, room = self._opened
-            log.info("ws closed room=%s user=%s auth=%s code=%s open=%.1fs", room, self.user_id, how, code,
-                     time.monotonic() - opened_at)
+            client = self.scope.get("client") or ("-",)
+            log.info("ws closed client=%s room=%s user=%s auth=%s code=%s open=%.1fs", client[0], room, self.user_id,
+                     how, code, time.monotonic() - opened_at)
 
     async def end(self, code: int, reason: str) -> None:
         """Close because what let this socket in has ended (protocol section 8): nothing of the room follows."""

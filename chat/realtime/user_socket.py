@@ -106,8 +106,9 @@ class UserConsumer(LeanConsumer):
         await self._stop()
         if self._opened is not None:  # one line per socket, as the room socket's
             opened_at, how, rooms = self._opened
-            log.info("ws closed user socket user=%s rooms=%d auth=%s code=%s open=%.1fs", self.user_id, rooms, how,
-                     code, time.monotonic() - opened_at)
+            client = self.scope.get("client") or ("-",)
+            log.info("ws closed user socket client=%s user=%s rooms=%d auth=%s code=%s open=%.1fs", client[0],
+                     self.user_id, rooms, how, code, time.monotonic() - opened_at)
 
     async def end(self, code: int, reason: str) -> None:
         """Close because what let this socket in has ended, or the worker stops."""

@@ -177,3 +177,22 @@ async def test_chat_server_serves_a_socket_through_daphne_and_autobahn():
     assert frames[:3] == [(0x1, b""), (0x1, b"raw"), (0x1, b"bye")]
     assert frames[3][0] == 0x8  # autobahn answered the close
     await asyncio.wait_for(server.connections[protocol]["application_instance"], 5)
+
+
+def test_the_access_log_keeps_http_and_refused_upgrades_and_leaves_socket_lives_to_the_chat():
+    import io
+
+    from daphne.access import AccessLogGenerator
+
+    from chatproject.daphne_adapter import HttpAccessLog
+
+    stream = io.StringIO()
+    log = HttpAccessLog(AccessLogGenerator(stream))
+    socket = {"client": "127.0.0.1:5000", "path": "/ws/rooms/lobby/"}
+    for action in ("connecting", "connected", "disconnected"):
+        log("websocket", action, socket)
+    assert stream.getvalue() == ""  # the chat's own line per socket says more, once
+    log("websocket", "rejected", socket)
+    log("http", "complete", {"client": "127.0.0.1:5001", "method": "GET", "path": "/healthz", "status": 200, "size": 2})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "WSREJECT /ws/rooms/lobby/" in lines[0] and '"GET /healthz" 200 2' in lines[1]
