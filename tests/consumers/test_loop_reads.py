@@ -29,6 +29,13 @@ def went(before: dict[str, float]) -> str:
     return moved[0]
 
 
+async def hello_via(open_socket, path: str, **auth) -> tuple[dict, str]:
+    """Open a socket; return its hello and which way its handshake read the database."""
+    before = reads()
+    _, hello = await open_socket(path, **auth)
+    return hello, went(before)
+
+
 def stored_room():
     """A public room with a member, an edit, a deletion, a mention and an attachment in its history."""
     alice, bob = make_user("alice"), make_user("bob")
@@ -49,13 +56,11 @@ def stored_room():
 async def test_a_member_s_handshake_reads_on_the_loop_and_hello_matches_the_thread_s(open_socket, settings):
     _room, alice, bob = await sync_to_async(stored_room)()
     cookie = await sync_to_async(session_cookie)(bob)
-    before = reads()
-    _, from_loop = await open_socket("/ws/rooms/general/", cookie=cookie)
-    assert went(before) == "loop"
+    from_loop, where = await hello_via(open_socket, "/ws/rooms/general/", cookie=cookie)
+    assert where == "loop"
     settings.CHAT_LOOP_READS = False
-    before = reads()
-    _, from_thread = await open_socket("/ws/rooms/general/", cookie=cookie)
-    assert went(before) == "thread"
+    from_thread, where = await hello_via(open_socket, "/ws/rooms/general/", cookie=cookie)
+    assert where == "thread"
     assert from_loop == from_thread
     messages = from_loop["messages"]
     assert [m["seq"] for m in messages] == [1, 2, 3, 4]
@@ -70,14 +75,12 @@ async def test_a_first_open_joins_through_the_thread_then_reads_on_the_loop(open
     """Joining a public room is a write: the loop leaves it to the thread, which stores the membership."""
     _room, alice, _bob = await sync_to_async(stored_room)()
     cookie = await sync_to_async(session_cookie)(alice)
-    before = reads()
-    _, hello = await open_socket("/ws/rooms/general/", cookie=cookie)
-    assert went(before) == "thread"
+    hello, where = await hello_via(open_socket, "/ws/rooms/general/", cookie=cookie)
+    assert where == "thread"
     assert hello["last_read"] == 4  # joined at the room's end
     assert await Membership.objects.filter(room__slug="general", user=alice).acount() == 1
-    before = reads()
-    _, again = await open_socket("/ws/rooms/general/", cookie=cookie)
-    assert went(before) == "loop"
+    again, where = await hello_via(open_socket, "/ws/rooms/general/", cookie=cookie)
+    assert where == "loop"
     assert again["last_read"] == 4 and again["messages"] == hello["messages"]
 
 
@@ -85,14 +88,12 @@ async def test_a_token_due_its_last_used_mark_goes_to_the_thread_once(open_socke
     _room, _alice, bob = await sync_to_async(stored_room)()
     raw = await sync_to_async(make_token)(bob)
     assert (await ApiToken.objects.aget(user=bob)).last_used is None
-    before = reads()
-    _, hello = await open_socket("/ws/rooms/general/", bearer=raw)
-    assert went(before) == "thread"
+    hello, where = await hello_via(open_socket, "/ws/rooms/general/", bearer=raw)
+    assert where == "thread"
     assert hello["user"]["username"] == "bob"
     assert (await ApiToken.objects.aget(user=bob)).last_used is not None  # the write happened, once
-    before = reads()
-    _, again = await open_socket(f"/ws/rooms/general/?token={raw}")
-    assert went(before) == "loop"
+    again, where = await hello_via(open_socket, f"/ws/rooms/general/?token={raw}")
+    assert where == "loop"
     assert again["user"] == hello["user"]
 
 
@@ -119,18 +120,15 @@ async def test_refusals_read_on_the_loop_with_their_close_codes(open_socket):
 async def test_a_short_recovery_reads_on_the_loop_and_a_long_one_on_the_thread(open_socket, settings):
     _room, _alice, bob = await sync_to_async(stored_room)()
     cookie = await sync_to_async(session_cookie)(bob)
-    before = reads()
-    _, short = await open_socket("/ws/rooms/general/?after=2", cookie=cookie)
-    assert went(before) == "loop"
+    short, where = await hello_via(open_socket, "/ws/rooms/general/?after=2", cookie=cookie)
+    assert where == "loop"
     assert [m["seq"] for m in short["messages"]] == [3, 4]
     settings.CHAT_HELLO_LATEST = 1  # now 2 behind is a long recovery
-    before = reads()
-    _, long = await open_socket("/ws/rooms/general/?after=2", cookie=cookie)
-    assert went(before) == "thread"
+    long, where = await hello_via(open_socket, "/ws/rooms/general/?after=2", cookie=cookie)
+    assert where == "thread"
     assert long["messages"] == short["messages"]
-    before = reads()
-    _, since = await open_socket("/ws/rooms/general/?after=4&since=4", cookie=cookie)
-    assert went(before) == "thread"  # changes since a version: the thread's query
+    since, where = await hello_via(open_socket, "/ws/rooms/general/?after=4&since=4", cookie=cookie)
+    assert where == "thread"  # changes since a version: the thread's query
     assert [m["seq"] for m in since["messages"]] == [1, 2]
 
 
