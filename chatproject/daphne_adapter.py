@@ -231,6 +231,11 @@ def try_write(transport, data: bytes) -> None:
     transport.write(data)
 
 
+# The collector's thresholds on a worker: Python's own for the young generations, and a full
+# collection at most every 100th (not 10th) generation-1 pass. See tune_collector.
+GC_THRESHOLDS = (700, 10, 100)
+
+
 def freeze_startup_objects() -> None:
     """Move what startup made (Django, the app, its modules) out of the collector's reach.
 
@@ -241,6 +246,20 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def tune_collector(thresholds: tuple[int, ...] = GC_THRESHOLDS) -> None:
+    """Make full collections rarer: an open socket's objects live as long as it does.
+
+    Each open socket keeps ~73 tracked objects (its protocol, transport, task, coroutines,
+    Deferreds, consumer, user and room), and a full collection walks them all: at 5,000
+    open sockets one took ~300 ms, and a storm of 4,000 handshakes ran five, a quarter of
+    the worker's CPU (gc.callbacks; bench/FINDINGS.md, session 7). Python's third threshold
+    asks for a full collection every 10th generation-1 pass, once a quarter more objects
+    have reached the old generation since the last one; at 100 the quarter rule still
+    bounds how much cyclic garbage waits there, and the young generations are as before.
+    """
+    gc.set_threshold(*thresholds)
 
 
 class HttpAccessLog:
@@ -265,7 +284,8 @@ class HttpAccessLog:
         self.inner(protocol, action, details)
 
 
-def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: float = 10.0) -> type[Server]:
+def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: float = 10.0,
+                      gc_thresholds: tuple[int, ...] = GC_THRESHOLDS) -> type[Server]:
     """Return a Server subclass configured for this deployment."""
 
     class ChatServer(Server):
@@ -276,6 +296,7 @@ def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: f
             def ready():
                 self.configure_websockets()
                 freeze_startup_objects()
+                tune_collector(gc_thresholds)
                 if ready_callable:
                     ready_callable()
 

@@ -68,6 +68,23 @@ def daphne_args(env: dict[str, str]) -> list[str]:
     return args + [env.get("CHAT_ASGI_APP", DEFAULT_APP)]
 
 
+def gc_thresholds(env: dict[str, str]) -> tuple[int, ...]:
+    """Return the collector thresholds CHAT_GC_THRESHOLDS asks for ("700,10,100"), or the adapter's default."""
+    from chatproject.daphne_adapter import GC_THRESHOLDS
+
+    raw = env.get("CHAT_GC_THRESHOLDS", "").strip()
+    if not raw:
+        return GC_THRESHOLDS
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        values = ()
+    if not 1 <= len(values) <= 3 or min(values) < 0:
+        raise SystemExit(f"CHAT_GC_THRESHOLDS={raw!r}: expected 1 to 3 comma-separated whole numbers >= 0, "
+                         f"e.g. {','.join(map(str, GC_THRESHOLDS))}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run Daphne in this process."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatproject.settings")
@@ -80,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     cli = CommandLineInterface()
     cli.server_class = chat_server_class(
         compression=env_bool("CHAT_WS_COMPRESSION", True, env), max_inflated=hard_cap(env),
-        shutdown_grace=env_float("CHAT_SHUTDOWN_GRACE", 10.0, env),
+        shutdown_grace=env_float("CHAT_SHUTDOWN_GRACE", 10.0, env), gc_thresholds=gc_thresholds(env),
     )
     extra = sys.argv[1:] if argv is None else argv
     cli.run(extra + daphne_args(env))

@@ -196,3 +196,29 @@ def test_the_access_log_keeps_http_and_refused_upgrades_and_leaves_socket_lives_
     log("http", "complete", {"client": "127.0.0.1:5001", "method": "GET", "path": "/healthz", "status": 200, "size": 2})
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 and "WSREJECT /ws/rooms/lobby/" in lines[0] and '"GET /healthz" 200 2' in lines[1]
+
+
+def test_the_server_tunes_the_collector_once_ready_and_the_thresholds_come_from_the_environment():
+    import gc
+
+    from chatproject.daphne_adapter import GC_THRESHOLDS
+    from chatproject.server import gc_thresholds
+
+    assert gc_thresholds({}) == GC_THRESHOLDS == (700, 10, 100)
+    assert gc_thresholds({"CHAT_GC_THRESHOLDS": " 2000, 20 "}) == (2000, 20)
+    assert gc_thresholds({"CHAT_GC_THRESHOLDS": "0"}) == (0,)
+    for bad in ("700,ten", "1,2,3,4", "-1", ","):
+        with pytest.raises(SystemExit, match="CHAT_GC_THRESHOLDS"):
+            gc_thresholds({"CHAT_GC_THRESHOLDS": bad})
+
+    before = gc.get_threshold()
+    server = chat_server_class(compression=False, max_inflated=1 << 16, gc_thresholds=(1234, 5, 67))(
+        lambda scope, receive, send: None, endpoints=["tcp:port=0"])
+    server.ws_factory = WebSocketFactory(server, server="test")
+    try:
+        server.ready_callable()  # what Server.run calls once it listens
+        assert gc.get_threshold() == (1234, 5, 67)
+        assert gc.get_freeze_count() > 0  # startup's objects are out of the collector's reach
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
