@@ -21,6 +21,7 @@ from twisted.internet import defer, tcp
 from chat.protocol.codes import CLOSE_SERVICE_RESTART
 from chat.realtime.wire import RAW_SEND_EXTENSION, text_frame
 from chatproject import metrics_setup
+from chatproject.upgrade_first import UpgradeFirstFactory
 
 logger = logging.getLogger(__name__)
 
@@ -285,10 +286,20 @@ class HttpAccessLog:
 
 
 def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: float = 10.0,
-                      gc_thresholds: tuple[int, ...] = GC_THRESHOLDS) -> type[Server]:
+                      gc_thresholds: tuple[int, ...] = GC_THRESHOLDS, upgrade_first: bool = True) -> type[Server]:
     """Return a Server subclass configured for this deployment."""
 
     class ChatServer(Server):
+        @property
+        def http_factory(self):
+            return self._http_factory
+
+        @http_factory.setter
+        def http_factory(self, factory):
+            # Server.run makes Daphne's HTTP factory and listens with it: each connection's
+            # first request is read by FirstRequest, and an upgrade skips the HTTP channel.
+            self._http_factory = UpgradeFirstFactory(factory, self) if upgrade_first else factory
+
         def __init__(self, *args, ready_callable=None, action_logger=None, **kwargs):
             if action_logger is not None:
                 action_logger = HttpAccessLog(action_logger)

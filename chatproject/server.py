@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.server_class = chat_server_class(
         compression=env_bool("CHAT_WS_COMPRESSION", True, env), max_inflated=hard_cap(env),
         shutdown_grace=env_float("CHAT_SHUTDOWN_GRACE", 10.0, env), gc_thresholds=gc_thresholds(env),
+        upgrade_first=env_bool("CHAT_UPGRADE_FIRST", True, env),
     )
     extra = sys.argv[1:] if argv is None else argv
     cli.run(extra + daphne_args(env))

@@ -49,6 +49,7 @@ from tests.support.wsframes import client_frame, handshake_request, server_frame
 REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 
 ADAPTER = "chatproject/daphne_adapter.py"
+UPGRADE_FIRST = "chatproject/upgrade_first.py"
 SERVER = "chatproject/server.py"
 LAYERS = "chat/realtime/layers.py"
 CONSUMER = "chat/realtime/consumer.py"
@@ -56,9 +57,9 @@ ROUTING = "chat/realtime/routing.py"
 
 # Which of our files reach past each package's public API (the canaries below say where).
 RELIANT = {
-    "daphne": (ADAPTER, SERVER),
+    "daphne": (ADAPTER, SERVER, UPGRADE_FIRST),
     "autobahn": (ADAPTER,),
-    "twisted": (ADAPTER,),
+    "twisted": (ADAPTER, UPGRADE_FIRST),
     "channels": (LAYERS, CONSUMER, ROUTING),
     "channels-redis": (LAYERS,),
 }
@@ -153,6 +154,50 @@ def test_daphne_server_calls_ready_callable_once_run_made_connections_and_ws_fac
     for made in ("self.connections = {}", "self.ws_factory = WebSocketFactory("):
         assert 0 < run.find(made) < ready, why(
             "daphne", ADAPTER, f"Server.run no longer does `{made}` before ready_callable (configure_websockets uses it)")
+
+
+def test_daphne_server_run_listens_with_the_http_factory_it_assigns():
+    run = inspect.getsource(Server.run)
+    made, listen = run.find("self.http_factory = HTTPFactory(self)"), run.find("ep.listen(self.http_factory)")
+    assert 0 < made < listen, why(
+        "daphne", ADAPTER, "Server.run no longer assigns self.http_factory and then listens with it "
+        "(ChatServer's http_factory setter puts FirstRequest in front)")
+
+
+# What daphne.http_protocol.WebRequest.process checks and does for an upgrade, which
+# chatproject/upgrade_first.py does on the raw head instead; any change here is reviewed there.
+WEBREQUEST_UPGRADE = (
+    "if not HEADER_NAME_RE.fullmatch(name):",
+    "if INVALID_HEADER_VALUE_BYTES.intersection(value):",
+    'upgrade_header = self.requestHeaders.getRawHeaders(b"Upgrade")[0]',
+    'self.path.decode("ascii")',
+    'self.query_string = self.uri.split(b"?", 1)[1]',
+    'self.query_string.decode("ascii")',
+    'if upgrade_header and upgrade_header.lower() == b"websocket":',
+    "protocol = self.server.ws_factory.buildProtocol(",
+    "protocol._raw_query_string = self.query_string",
+    "transport.wrappedProtocol = protocol",
+    "transport.protocol = protocol",
+    "protocol.makeConnection(transport)",
+    'data = self.method + b" " + self.uri + b" HTTP/1.1\\x0d\\x0a"',
+    "data += self.content.read()",
+    "protocol.dataReceived(data)",
+)
+
+
+def test_daphne_webrequest_upgrades_as_first_request_does_it():
+    import daphne.http_protocol
+
+    source = inspect.getsource(daphne.http_protocol.WebRequest.process)
+    upgrade = source[:source.index("# Boring old HTTP.")]
+    for line in WEBREQUEST_UPGRADE:
+        assert line in upgrade, why("daphne", UPGRADE_FIRST, f"WebRequest.process no longer has `{line}`")
+    # Nothing else is checked before the hand-over: as many `if `s (comments included) and error
+    # answers as on the pin.
+    assert upgrade.count("if ") == 13 and upgrade.count("self.basic_error(") == 4, why(
+        "daphne", UPGRADE_FIRST, "WebRequest.process checks something new before an upgrade")
+    assert daphne.http_protocol.HTTPFactory.buildProtocol.__qualname__ == "HTTPFactory.buildProtocol", why(
+        "daphne", UPGRADE_FIRST, "HTTPFactory.buildProtocol is gone (FirstRequest builds the channel with it)")
 
 
 def test_daphne_server_connections_map_each_protocol_to_a_dict_with_disconnected():
