@@ -58,7 +58,8 @@ class SocketIndex:
         self.by_token: dict[int, dict[Endable, None]] = {}
         self.by_room: dict[str, dict[Endable, None]] = {}
         self._keys: dict[Endable, tuple] = {}
-        self._timers: dict[Endable, asyncio.TimerHandle] = {}
+        # One expiry re-check per session (by digest), however many of its sockets are open here.
+        self._session_checks: dict[str, _SessionCheck] = {}
 
     def add(self, socket: Endable, *, identity: auth.Identity, room: str | None) -> None:
         """Index an open socket by what let it in; a session socket gets its expiry re-check."""
@@ -68,8 +69,8 @@ class SocketIndex:
         for table, key in zip((self.by_user, self.by_session, self.by_token, self.by_room), keys, strict=True):
             if key is not None:
                 table.setdefault(key, {})[socket] = None
-        if identity.session_key:
-            self._schedule(socket, identity.session_key, identity.session_expires)
+        if digest is not None:
+            self._schedule(digest, identity.session_key, identity.session_expires)
 
     def sockets(self) -> list[Endable]:
         """Every indexed socket of this process."""
@@ -85,9 +86,11 @@ class SocketIndex:
                 members.pop(socket, None)
                 if not members:
                     del table[key]
-        timer = self._timers.pop(socket, None)
-        if timer is not None:
-            timer.cancel()
+        digest = keys[1]
+        if digest is not None and digest not in self.by_session:  # its last socket here
+            check = self._session_checks.pop(digest, None)
+            if check is not None:
+                check.timer.cancel()
 
     async def handle(self, event: dict) -> int:
         """Close the local sockets an ending covers; return how many."""
@@ -117,24 +120,44 @@ class SocketIndex:
         return await _end_all([s for s in sockets if s.user_id not in allowed], codes.CLOSE_FORBIDDEN,
                               "no longer a member")
 
-    def _schedule(self, socket: Endable, session_key: str, expires: datetime | None) -> None:
+    def _schedule(self, digest: str, session_key: str, expires: datetime | None) -> None:
+        """Re-check the session when it is due to expire (at most RECHECK_MAX_SECONDS away); keep the sooner check."""
         delay = RECHECK_MAX_SECONDS
         if expires is not None:
             delay = min(delay, max(0.0, (expires - timezone.now()).total_seconds()))
         loop = asyncio.get_running_loop()
-        self._timers[socket] = loop.call_later(
-            delay, lambda: loop.create_task(self._recheck_session(socket, session_key)))
+        due = loop.time() + delay
+        current = self._session_checks.get(digest)
+        if current is not None:
+            if current.due <= due:
+                return
+            current.timer.cancel()
+        timer = loop.call_at(due, lambda: loop.create_task(self._recheck_session(digest, session_key)))
+        self._session_checks[digest] = _SessionCheck(due, timer)
 
-    async def _recheck_session(self, socket: Endable, session_key: str) -> None:
-        if socket not in self._keys:
+    async def _recheck_session(self, digest: str, session_key: str) -> None:
+        self._session_checks.pop(digest, None)
+        if digest not in self.by_session:
             return
         user_id = await database_sync_to_async(auth.session_user_id)(session_key=session_key)
-        if user_id is None or user_id != socket.user_id:
-            await _end_all([socket], codes.CLOSE_NOT_AUTHENTICATED, "session expired")
-            return
-        if socket in self._keys:  # still valid (extended, or re-checked early): look again later
+        sockets = list(self.by_session.get(digest, ()))
+        ending = [s for s in sockets if user_id is None or s.user_id != user_id]
+        if ending:
+            await _end_all(ending, codes.CLOSE_NOT_AUTHENTICATED, "session expired")
+        if digest in self.by_session and digest not in self._session_checks:
+            # Still valid (extended, or re-checked early): look again when it is next due.
             expires = await database_sync_to_async(queries.session_expiry)(session_key=session_key)
-            self._schedule(socket, session_key, expires)
+            if digest in self.by_session:
+                self._schedule(digest, session_key, expires)
+
+
+class _SessionCheck:
+    """A session's next re-check: when (the loop's clock) and its timer."""
+
+    __slots__ = ("due", "timer")
+
+    def __init__(self, due: float, timer: asyncio.TimerHandle) -> None:
+        self.due, self.timer = due, timer
 
 
 async def _end_all(sockets: Iterable[Endable], code: int, reason: str) -> int:

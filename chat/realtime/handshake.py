@@ -1,11 +1,11 @@
 """WebSocket handshake checks: the Origin, and the credentials a socket offers (read, not yet checked)."""
 
 import logging
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
+from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 
 from chat.domain.auth import Credentials, bearer_token
@@ -47,9 +47,8 @@ def credentials_from_scope(scope) -> Credentials:
     session_key = token = via = None
     for name, value in scope.get("headers", ()):
         if name == b"cookie" and session_key is None:
-            morsel = SimpleCookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
-            if morsel is not None and morsel.value:
-                session_key = morsel.value
+            # Django's own reading of a Cookie header, as for its HTTP requests' COOKIES.
+            session_key = parse_cookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME) or None
         elif name == b"authorization" and token is None:
             token = bearer_token(value.decode("latin-1"))
             via = "bearer" if token else None

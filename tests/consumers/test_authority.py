@@ -83,6 +83,23 @@ async def test_an_expiring_session_closes_its_sockets_when_it_expires(alice, gen
     assert code == 4401
 
 
+async def test_a_session_has_one_expiry_check_however_many_of_its_sockets_are_open(alice, general, open_socket):
+    from chat.domain.auth import session_digest
+    from chat.realtime.authority import get_socket_index
+
+    cookie = await sync_to_async(session_cookie)(alice)
+    index = get_socket_index()
+    first, _ = await open_socket("/ws/rooms/general/", cookie=cookie)
+    check = index._session_checks[session_digest(cookie)]
+    second, _ = await open_socket("/ws/rooms/general/", cookie=cookie)
+    assert index._session_checks == {session_digest(cookie): check}  # the second socket shares it
+    await first.close()
+    await still_open(second)
+    assert index._session_checks[session_digest(cookie)] is check and not check.timer.cancelled()
+    await second.close()
+    assert not index._session_checks and check.timer.cancelled()  # the last socket took the check with it
+
+
 async def test_a_revoked_token_closes_its_sockets_and_nothing_more_is_stored(alice, general, open_socket):
     raw = await sync_to_async(make_token)(alice)
     kept = await sync_to_async(make_token)(alice)

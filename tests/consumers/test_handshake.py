@@ -141,6 +141,14 @@ async def test_session_wins_over_a_token_and_a_dead_session_falls_back_to_it(lob
     assert await sock.closed_with() == 4401
 
 
+async def test_the_session_cookie_is_read_beside_cookies_of_any_shape(lobby, alice, open_socket):
+    """Other cookies on the domain (an illegal name, a stray quote) are Django's to ignore, not a failed handshake."""
+    cookie = await sync_to_async(session_cookie)(alice)
+    for others in ('; theme=dark; bad{name}=1', '; a="unterminated'):
+        _, hello = await open_socket("/ws/rooms/general/", cookie=cookie + others)
+        assert hello["user"]["username"] == "alice", others
+
+
 async def test_a_connection_the_database_dropped_costs_the_handshake_nothing(lobby, alice, open_socket, monkeypatch,
                                                                              settings):
     """The first statement on a connection PostgreSQL closed (a restart) fails; the handshake reconnects once."""

@@ -92,3 +92,20 @@ def test_another_session_engine_goes_through_django():
     store.save()
     found = auth.session_user(session_key=store.session_key)
     assert found is not None and found[0].pk == alice.pk and found[1] is None
+
+
+def test_a_sessions_stored_text_is_decoded_once_and_again_when_it_changes():
+    alice = make_user("alice")
+    key = _login(alice)
+    auth.session_data.cache_clear()
+    assert _ours(key) == _ours(key) == alice.pk
+    assert auth.session_data.cache_info()[:2] == (1, 1)  # hits, misses
+    store = SessionStore(key)
+    store["theme"] = "dark"
+    store.save()  # new stored text: decoded afresh
+    assert _ours(key) == alice.pk and auth.session_data.cache_info()[:2] == (1, 2)
+    Session.objects.filter(session_key=key).update(session_data=store.encode({"_auth_user_id": "999"}) + "x")
+    assert _ours(key) is None and _django(key) is None  # tampered: its signature fails, not a cache hit
+    with override_settings(SECRET_KEY="another-secret-key-" + "y" * 40):
+        assert auth.session_data.cache_info().currsize == 0
+        assert _ours(key) is None  # decoded again under the new key
