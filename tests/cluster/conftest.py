@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.cluster import Cluster
-from tests.support.clients import create_user, http_json
+from tests.support.clients import create_user, create_users, http_json
 
 REPO = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
@@ -28,6 +28,11 @@ class Deployment:
 
     def user(self, prefix: str = "user") -> dict:
         return create_user(self.cluster.manage, f"{prefix}{next(_names)}", "cluster-pass-phrase-1")
+
+    def users(self, prefix: str, count: int) -> list[dict]:
+        """count users at once: a manage.py start-up each costs seconds on a loaded 2-core machine."""
+        return create_users(self.cluster.manage, [f"{prefix}{next(_names)}" for _ in range(count)],
+                            "cluster-pass-phrase-1")
 
     def room(self, owner: dict) -> str:
         slug = f"room-{next(_names)}"

@@ -58,7 +58,7 @@ async def test_fifty_concurrent_senders_over_both_workers_get_gap_free_seqs(depl
     owner = deployment.user()
     slug = deployment.room(owner)
     path = f"/ws/rooms/{slug}/"
-    senders = [deployment.user("sender") for _ in range(50)]
+    senders = deployment.users("sender", 50)
     per_sender = 4
 
     async def chat(i, user):
@@ -327,7 +327,7 @@ async def test_a_deleted_room_closes_its_sockets_4404_on_every_worker(deployment
 async def test_sigterm_under_load_loses_no_acknowledged_message_and_clients_come_back_within_2_s(deployment):
     owner = deployment.user("owner")
     slug = deployment.room(owner)
-    senders = [deployment.user("sender") for _ in range(8)]
+    senders = deployment.users("sender", 8)
     acked: dict[str, int] = {}
     closes: list[int | None] = []
     closed_at: dict[int, float] = {}

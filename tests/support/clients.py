@@ -11,18 +11,25 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
-CREATE_USER = (
-    "import json; from django.contrib.auth import get_user_model; from chat.domain import services;"
-    "u = get_user_model().objects.create_user({username!r}, password={password!r});"
-    "t = services.token_create(user=u, name='test')[1];"
-    "print(json.dumps({{'id': u.pk, 'username': u.username, 'token': t}}))"
+CREATE_USERS = (
+    "import json; from django.contrib.auth import get_user_model; from chat.domain import services\n"
+    "made = []\n"
+    "for name in {usernames!r}:\n"
+    "    u = get_user_model().objects.create_user(name, password={password!r})\n"
+    "    made.append({{'id': u.pk, 'username': u.username, 'token': services.token_create(user=u, name='test')[1]}})\n"
+    "print(json.dumps(made))"
 )
+
+
+def create_users(manage, usernames: list[str], password: str) -> list[dict]:
+    """Create users, each with a token, in one `manage.py shell` of a running deployment (one Django start-up)."""
+    out = manage("shell", "--no-startup", "-c", CREATE_USERS.format(usernames=list(usernames), password=password))
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def create_user(manage, username: str, password: str) -> dict:
     """Create a user and a token through `manage.py shell` of a running deployment."""
-    out = manage("shell", "--no-startup", "-c", CREATE_USER.format(username=username, password=password))
-    return json.loads(out.strip().splitlines()[-1])
+    return create_users(manage, [username], password)[0]
 
 
 def ws_connect(url: str, *, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
