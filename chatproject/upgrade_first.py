@@ -40,13 +40,13 @@ def websocket_upgrade(head: bytes) -> bytes | None:
     lines = head.split(b"\r\n")
     method, _, rest = lines[0].partition(b" ")
     target, _, version = rest.partition(b" ")
-    if method != b"GET" or version != b"HTTP/1.1" or not target.startswith(b"/") or not target.isascii():
+    if (method != b"GET" or version != b"HTTP/1.1" or not target.startswith(b"/") or not target.isascii()
+            or b"\r" in target or b"\n" in target):
         return None
-    flat = head.replace(b"\r\n", b"")
-    if b"\n" in flat or b"\r" in flat:
-        return None  # a bare CR or LF: Twisted's channel reads lines its own way
     upgrade = None
     for line in lines[1:]:
+        if b"\r" in line or b"\n" in line:
+            return None  # a bare CR or LF: Twisted's channel reads lines its own way
         name, colon, value = line.partition(b":")
         if not colon or not HEADER_NAME_RE.fullmatch(name) or INVALID_HEADER_VALUE_BYTES.intersection(value):
             return None  # also a folded line (it starts with a space): not a token
@@ -63,16 +63,15 @@ def websocket_upgrade(head: bytes) -> bytes | None:
 class FirstRequest(twisted_protocol.Protocol):
     """Read the first request head of a connection; give it to the WebSocket or the HTTP protocol."""
 
-    def __init__(self, server, http_factory, addr, clock) -> None:
-        self.server = server
-        self.http_factory = http_factory
+    factory: UpgradeFirstFactory  # set by the factory: the server, Daphne's HTTP factory and the clock
+
+    def __init__(self, addr) -> None:
         self.addr = addr
-        self.clock = clock
         self.buffer = b""
         self.timer = None
 
     def connectionMade(self) -> None:
-        self.timer = self.clock.callLater(HEAD_TIMEOUT, self._timed_out)
+        self.timer = self.factory.clock.callLater(HEAD_TIMEOUT, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
         buffer = self.buffer + data if self.buffer else data
@@ -112,7 +111,7 @@ class FirstRequest(twisted_protocol.Protocol):
         protocol.makeConnection(transport)
 
     def _to_http(self, buffer: bytes) -> None:
-        channel = self.http_factory.buildProtocol(self.addr)
+        channel = self.factory.http_factory.buildProtocol(self.addr)
         self._hand_over(channel)
         if buffer:
             channel.dataReceived(buffer)
@@ -120,7 +119,7 @@ class FirstRequest(twisted_protocol.Protocol):
     def _to_websocket(self, buffer: bytes, query: bytes) -> None:
         # What Daphne's WebRequest.process does for an upgrade, without the Request.
         transport = self.transport
-        protocol = self.server.ws_factory.buildProtocol(transport.getPeer())
+        protocol = self.factory.server.ws_factory.buildProtocol(transport.getPeer())
         if protocol is None:
             logger.warning("Could not make WebSocket protocol")
             return self._to_http(buffer)
@@ -144,7 +143,7 @@ class UpgradeFirstFactory:
         self.clock = clock
 
     def buildProtocol(self, addr):
-        first = FirstRequest(self.server, self.http_factory, addr, self.clock)
+        first = FirstRequest(addr)
         first.factory = self
         return first
 

@@ -51,6 +51,8 @@ def test_a_plain_upgrade_is_handed_on_with_its_raw_query_string(request_head, qu
     b"GET /ws/ HTTP/1.1\r\nX: a\x0bb\r\nUpgrade: websocket",  # Daphne: 400 for the header value
     b"GET /ws/ HTTP/1.1\r\nX: a\r\n b\r\nUpgrade: websocket",  # a folded line
     b"GET /ws/ HTTP/1.1\nUpgrade: websocket",  # a bare LF
+    b"GET /ws/\rx HTTP/1.1\r\nUpgrade: websocket",  # a bare CR in the target
+    b"GET /ws/ HTTP/1.1\r\nX: a\nb\r\nUpgrade: websocket",  # a bare LF in a header
     b"GET /ws/ HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 5",  # a body
     b"GET /ws/ HTTP/1.1\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked",
     b"GET /ws/ HTTP/1.1\r\nUpgrade: h2c",  # another upgrade
@@ -76,7 +78,7 @@ class Server:
         server.configure_websockets()
         self.clock = Clock()
         if upgrade_first:
-            server.http_factory.clock = self.clock
+            server.http_factory.clock = self.clock  # FirstRequest's head timeout
 
     async def app(self, scope, receive, send):
         self.scopes.append(scope)
