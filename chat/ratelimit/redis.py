@@ -8,11 +8,11 @@ Leases. A key taken again on the same worker while its last call's answer is fre
 there (one user posting quickly to one room), so its next call asks for a few tokens more
 than it needs, doubling each time up to a quarter of the burst (and LEASE_MAX). The worker
 spends them without a Redis call, and whatever it has not spent LEASE_SECONDS after its
-last call goes back to the bucket. A token is only ever spent once: taken from the bucket
+last call for the key goes back to the bucket (a timer at the first lease to end). A token is only ever spent once: taken from the bucket
 by one script call, held by one worker, spent there or given back. So together the workers
 never allow more than the bucket does; the cost is that, at the very edge of the limit, a
 user's other socket on another worker can be refused while this worker still holds a token
-for them, for at most LEASE_SECONDS.
+for them, for at most LEASE_SECONDS (and the give-back's round trip).
 """
 
 import asyncio
@@ -144,9 +144,8 @@ class _Takes(Batcher[str, bool]):
         for (key, need), ask, got in zip(wants.items(), asks, taken, strict=True):
             got = int(got)
             allowed[key] += min(need, got)
-            lease = self.leases.get(key)
-            if lease is None:
-                lease = self.leases[key] = _Lease()
+            # A renewed lease goes last, so the dict stays in the order the leases end.
+            lease = self.leases[key] = self.leases.pop(key, None) or _Lease()
             lease.tokens += max(0, got - need)
             lease.until = until
             if got < ask:
@@ -155,7 +154,8 @@ class _Takes(Batcher[str, bool]):
 
     def _sweep_later(self) -> None:
         if self._sweep is None and self.leases:
-            self._sweep = asyncio.get_running_loop().call_later(LEASE_SECONDS, self._sweep_now)
+            first = next(iter(self.leases.values()))  # the lease that ends first
+            self._sweep = asyncio.get_running_loop().call_at(first.until, self._sweep_now)
 
     def _sweep_now(self) -> None:
         self._sweep = None
@@ -167,13 +167,17 @@ class _Takes(Batcher[str, bool]):
         self._sweep_later()
 
     def expire(self, now: float) -> dict[str, int]:
-        """Drop the leases not renewed since LEASE_SECONDS before now; return the unspent tokens by key."""
+        """Drop the leases that ended by now (not renewed for LEASE_SECONDS); return their unspent tokens by key.
+
+        A take of the key waiting for its call then asks the bucket afresh: what was held goes back.
+        """
         back = {}
         for key, lease in list(self.leases.items()):
-            if lease.until <= now and key not in self.waiting:
-                del self.leases[key]
-                if lease.tokens:
-                    back[key] = lease.tokens
+            if lease.until > now:
+                break  # the rest end later
+            del self.leases[key]
+            if lease.tokens:
+                back[key] = lease.tokens
         return back
 
     async def give_back(self, tokens: dict[str, int]) -> None:

@@ -200,17 +200,23 @@ def test_daphne_webrequest_upgrades_as_first_request_does_it():
         "daphne", UPGRADE_FIRST, "HTTPFactory.buildProtocol is gone (FirstRequest builds the channel with it)")
 
 
-def test_daphne_server_connections_map_each_protocol_to_a_dict_with_disconnected():
+def test_daphne_server_connections_map_each_protocol_to_a_dict():
     server = Server(None, endpoints=["tcp:port=0"])
     server.connections = {}
     protocol = object()
     server.protocol_connected(protocol)
     assert isinstance(server.connections.get(protocol), dict), why(
         "daphne", ADAPTER, "Server.connections no longer maps a protocol to a dict")
-    assert not server.connections[protocol].get("disconnected")
-    server.protocol_disconnected(protocol)
-    assert server.connections[protocol].get("disconnected"), why(
-        "daphne", ADAPTER, "Server.connections[protocol]['disconnected'] is not set on disconnect (RawSender reads it)")
+
+
+def test_daphne_marks_a_websocket_disconnected_only_in_on_close_and_server_reject():
+    # RawSender checks autobahn's state instead of connections[protocol]["disconnected"]:
+    # right while these are the only places (a rejected socket never opened).
+    tree = ast.parse(textwrap.dedent(inspect.getsource(daphne.ws_protocol.WebSocketProtocol)))
+    marking = sorted(node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                     and "protocol_disconnected" in ast.unparse(node))
+    assert marking == ["onClose", "serverReject"], why(
+        "daphne", ADAPTER, f"the WebSocket protocol marks itself disconnected in {marking}: review RawSender's check")
 
 
 async def test_daphne_create_application_is_what_chat_server_create_application_copies():
@@ -413,6 +419,28 @@ def test_autobahn_socket_works_on_with_the_handshake_leftovers_dropped():
     assert popped == list(ChatWebSocketProtocol.HANDSHAKE_LEFTOVERS) and frames[:2] == [(0x1, b"echo"), (0xA, b"ping")], \
         why("autobahn", ADAPTER, f"a socket without the handshake leftovers misbehaves: {frames}")
     assert frames[2][0] == 0x8, why("autobahn", ADAPTER, "a socket without the handshake leftovers cannot close")
+
+
+@pytest.mark.parametrize("ending", ["dropped", "closed by the client"])
+def test_autobahn_leaves_state_open_before_daphne_hears_on_close(ending):
+    states = []
+
+    class Recording(WebSocketServerProtocol):
+        def onClose(self, wasClean, code, reason):
+            states.append(self.state)  # where Daphne's onClose marks the socket disconnected
+
+    protocol, _transport = autobahn_socket(Recording)
+    protocol.dataReceived(handshake_request())
+    assert protocol.state == WebSocketProtocol.STATE_OPEN
+    if ending == "closed by the client":
+        protocol.dataReceived(client_frame(0x8, struct.pack("!H", 1000)))
+    protocol.connectionLost(Failure(ConnectionError("closed")))
+    assert states and all(state != WebSocketProtocol.STATE_OPEN for state in states), why(
+        "autobahn", ADAPTER, f"onClose ran in STATE_OPEN ({states}): RawSender must check Daphne's disconnected again")
+    onclose_callers = re.findall(r"self\._onClose\(|self\.onClose\(", inspect.getsource(autobahn.websocket.protocol))
+    assert len(onclose_callers) == 2, why(
+        "autobahn", ADAPTER, "onClose is called from a new place: check it runs after STATE_OPEN ends (RawSender)")
+
 
 
 # -- Twisted (chatproject/daphne_adapter.py) ---------------------------------------

@@ -8,8 +8,8 @@ import redis.asyncio
 import redis.exceptions
 from django.test import override_settings
 
-from chat.ratelimit.memory import MemoryRateLimiter
 from chat.ratelimit import redis as redis_limiter
+from chat.ratelimit.memory import MemoryRateLimiter
 from chat.ratelimit.redis import RedisRateLimiter
 from tests.support.server import free_port
 
@@ -161,3 +161,18 @@ async def test_a_failed_redis_call_fails_each_take_of_its_batch():
     results = await asyncio.gather(limiter.take("a"), limiter.take("b"), return_exceptions=True)
     assert isinstance(results[0], redis.exceptions.ConnectionError)
     assert results[1] is results[0]  # one call for both
+
+
+@override_settings(CHAT_RATE_BURST=100, CHAT_RATE_PER_SECOND=0.001)
+async def test_leases_end_in_the_order_they_were_last_renewed(redis_server):
+    limiter = RedisRateLimiter(redis_server.url)
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    for key in (first, second, first):  # first renewed last
+        await limiter.take(key)
+        await limiter.take(key)  # a call taking one ahead: each lease holds a token
+    takes = limiter._takes.get()
+    leases = {key: takes.leases[f"chat:rate:{key}"] for key in (first, second)}
+    assert list(takes.leases) == [f"chat:rate:{second}", f"chat:rate:{first}"]
+    assert takes.expire(leases[second].until - 0.001) == {}
+    assert takes.expire(leases[second].until) == {f"chat:rate:{second}": leases[second].tokens}
+    assert list(takes.leases) == [f"chat:rate:{first}"]
