@@ -187,10 +187,9 @@ class RawSender:
     each payload per connection. A slotted object, not a closure: one per idle socket.
     """
 
-    __slots__ = ("server", "protocol")
+    __slots__ = ("protocol",)
 
-    def __init__(self, server: Server, protocol: ChatWebSocketProtocol) -> None:
-        self.server = server
+    def __init__(self, protocol: ChatWebSocketProtocol) -> None:
         self.protocol = protocol
 
     def __call__(self, payloads: list[bytes], wire: bytes) -> None:
@@ -346,7 +345,7 @@ def chat_server_class(*, compression: bool, max_inflated: int, shutdown_grace: f
             # scope extension: the chat's local fan-out writes broadcast frames with it,
             # skipping ASGI send, its per-message header checks and a UTF-8 encode.
             assert "application_instance" not in self.connections[protocol]
-            scope.setdefault("extensions", {})[RAW_SEND_EXTENSION] = RawSender(self, protocol)
+            scope.setdefault("extensions", {})[RAW_SEND_EXTENSION] = RawSender(protocol)
             scope.setdefault("asgi", {"version": "3.0"})
             input_queue = InputQueue()
             instance = self.application(scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol))

@@ -17,6 +17,7 @@ for them, for at most LEASE_SECONDS (and the give-back's round trip).
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -82,7 +83,7 @@ class _Takes(Batcher[str, bool]):
         self.limiter = limiter
         self.script = aioredis.Redis.from_url(limiter.url).register_script(TAKE)
         self.leases: dict[str, _Lease] = {}
-        self.waiting: dict[str, int] = {}  # key -> takes queued for the next call
+        self.waiting: Counter[str] = Counter()  # key -> takes queued for the next call
         self._sweep: asyncio.TimerHandle | None = None
 
     def take_leased(self, key: str) -> bool:
@@ -94,18 +95,14 @@ class _Takes(Batcher[str, bool]):
         return True
 
     def submit(self, item: str) -> asyncio.Future:
-        self.waiting[item] = self.waiting.get(item, 0) + 1
+        self.waiting[item] += 1
         return super().submit(item)
 
     async def flush(self, keys: list[str]) -> list[bool]:
-        counts: dict[str, int] = {}
-        for key in keys:
-            counts[key] = counts.get(key, 0) + 1
-        for key, n in counts.items():
-            left = self.waiting[key] - n
-            if left:
-                self.waiting[key] = left
-            else:
+        counts = Counter(keys)
+        self.waiting.subtract(counts)
+        for key in counts:
+            if not self.waiting[key]:
                 del self.waiting[key]
         allowed = {key: self._spend_held(key, n) for key, n in counts.items()}
         wants = {key: n - allowed[key] for key, n in counts.items() if n > allowed[key]}

@@ -442,7 +442,6 @@ def test_autobahn_leaves_state_open_before_daphne_hears_on_close(ending):
         "autobahn", ADAPTER, "onClose is called from a new place: check it runs after STATE_OPEN ends (RawSender)")
 
 
-
 # -- Twisted (chatproject/daphne_adapter.py) ---------------------------------------
 
 
